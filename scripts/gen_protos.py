@@ -1,0 +1,58 @@
+"""Generate the Python gRPC stubs of proto/ into the client package.
+
+protoc names modules after the proto path (``nextbest.v1``), which would collide with the
+server package ``nextbest``; the generated imports are rewritten to ``nextbest_client.v1``.
+A test runs :func:`generate` into a temporary folder and fails when the committed stubs differ.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = ROOT / "proto"
+STUBS = ROOT / "clients" / "python" / "src" / "nextbest_client" / "v1"
+
+
+def generate(out_dir: Path) -> list[Path]:
+    """Write the stubs of every proto/nextbest/v1/*.proto into out_dir; return the files."""
+    from grpc_tools import protoc  # dev dependency: only needed to regenerate
+
+    protos = sorted((PROTO_ROOT / "nextbest" / "v1").glob("*.proto"))
+    with tempfile.TemporaryDirectory() as tmp:
+        include = Path(protoc.__file__).parent / "_proto"
+        code = protoc.main(
+            [
+                "protoc",
+                f"-I{PROTO_ROOT}",
+                f"-I{include}",
+                f"--python_out={tmp}",
+                f"--pyi_out={tmp}",
+                f"--grpc_python_out={tmp}",
+                *[str(p) for p in protos],
+            ]
+        )
+        if code != 0:
+            raise RuntimeError(f"protoc failed with exit code {code}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for src in sorted((Path(tmp) / "nextbest" / "v1").iterdir()):
+            text = src.read_text().replace(
+                "from nextbest.v1 import", "from nextbest_client.v1 import"
+            )
+            dest = out_dir / src.name
+            dest.write_text(text)
+            written.append(dest)
+        init = out_dir / "__init__.py"
+        init.write_text(
+            '"""Generated from proto/nextbest/v1 by scripts/gen_protos.py: do not edit."""\n'
+        )
+        written.append(init)
+        return written
+
+
+if __name__ == "__main__":
+    for path in generate(STUBS):
+        print(path.relative_to(ROOT), file=sys.stderr)

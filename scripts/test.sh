@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole check: lint, types, stubs, unit and integration tests. CI runs exactly this.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bootstrap.sh
+source "$ROOT/scripts/bootstrap.sh" dev
+cd "$ROOT"
+echo "== ruff"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+echo "== mypy"
+"$VENV/bin/mypy"
+echo "== pytest"
+"$VENV/bin/pytest" -n "${PYTEST_WORKERS:-auto}" "$@"

@@ -1,0 +1,3 @@
+from nextbest.cli import main
+
+raise SystemExit(main())

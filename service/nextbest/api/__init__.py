@@ -1,0 +1,1 @@
+"""Transports: gRPC servicers and the HTTP metrics endpoint. They translate, nothing more."""

@@ -1,0 +1,167 @@
+"""Proto messages ↔ domain records. No decisions are made here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nextbest_client.v1 import decision_pb2 as pb
+
+from nextbest.policy.errors import InvalidArgument
+from nextbest.policy.events import (
+    ActivationStatus,
+    Event,
+    JoinStatus,
+    RewardStatus,
+)
+from nextbest.policy.features import FeatureValue
+from nextbest.policy.requests import DecideInput, InlineAction, RewardInput
+from nextbest.policy.safety import Masked
+
+REWARD_STATUS = {
+    RewardStatus.ACCEPTED: pb.REWARD_STATUS_ACCEPTED,
+    RewardStatus.DUPLICATE: pb.REWARD_STATUS_DUPLICATE,
+    RewardStatus.LATE: pb.REWARD_STATUS_LATE,
+}
+ACTIVATION_STATUS = {
+    ActivationStatus.ACTIVATED: pb.ACTIVATION_STATUS_ACTIVATED,
+    ActivationStatus.ALREADY_ACTIVE: pb.ACTIVATION_STATUS_ALREADY_ACTIVE,
+    ActivationStatus.LATE: pb.ACTIVATION_STATUS_LATE,
+}
+JOIN_STATUS = {
+    JoinStatus.PENDING: pb.JOIN_STATUS_PENDING,
+    JoinStatus.LEARNED: pb.JOIN_STATUS_LEARNED,
+    JoinStatus.SKIPPED: pb.JOIN_STATUS_SKIPPED,
+}
+
+
+def from_value(value: pb.Value, where: str) -> FeatureValue:
+    kind = value.WhichOneof("kind")
+    if kind == "number":
+        return value.number
+    if kind == "text":
+        return value.text
+    if kind == "flag":
+        return value.flag
+    if kind == "texts":
+        return list(value.texts.values)
+    raise InvalidArgument("has no value: set number, text, flag or texts", where)
+
+
+def from_features(features: Mapping[str, pb.Value], where: str) -> dict[str, FeatureValue]:
+    return {name: from_value(v, f"{where}[{name!r}]") for name, v in features.items()}
+
+
+def to_value(value: FeatureValue) -> pb.Value:
+    if isinstance(value, bool):
+        return pb.Value(flag=value)
+    if isinstance(value, float | int):
+        return pb.Value(number=float(value))
+    if isinstance(value, str):
+        return pb.Value(text=value)
+    return pb.Value(texts=pb.TextList(values=value))
+
+
+def to_features(features: Mapping[str, FeatureValue]) -> dict[str, pb.Value]:
+    return {name: to_value(v) for name, v in features.items()}
+
+
+def decide_input(req: pb.DecideRequest) -> DecideInput:
+    return DecideInput(
+        policy=req.policy,
+        intent=req.intent,
+        context=from_features(req.context, "context"),
+        candidate_action_ids=list(req.candidate_action_ids),
+        actions=[
+            InlineAction(a.id, from_features(a.features, f"actions[{i}].features"))
+            for i, a in enumerate(req.actions)
+        ],
+        excluded_action_ids=list(req.excluded_action_ids),
+        event_id=req.event_id,
+        baseline_action_id=req.baseline_action_id,
+        defer_activation=req.defer_activation,
+    )
+
+
+def _masked(masked: list[Masked]) -> list[pb.MaskedAction]:
+    return [pb.MaskedAction(action_id=m.action_id, reason=m.reason, rule=m.rule) for m in masked]
+
+
+def decide_response(event: Event) -> pb.DecideResponse:
+    order = sorted(range(len(event.eligible)), key=lambda i: (-event.pmf[i], -event.scores[i]))
+    return pb.DecideResponse(
+        event_id=event.event_id,
+        action_id=event.action_id,
+        probability=event.probability,
+        explored=event.explored,
+        fallback=event.fallback,
+        ranking=[
+            pb.RankedAction(
+                action_id=event.eligible[i].id,
+                probability=event.pmf[i],
+                score=event.scores[i],
+            )
+            for i in order
+        ],
+        masked=_masked(event.masked),
+        model_version=event.model_version,
+        config_version=event.config_version,
+        epsilon=event.epsilon,
+    )
+
+
+def reward_input(req: pb.RewardRequest) -> RewardInput:
+    return RewardInput(
+        event_id=req.event_id,
+        value=req.value if req.HasField("value") else None,
+        signals=dict(req.signals),
+        reward_id=req.reward_id,
+    )
+
+
+def explain_response(event: Event) -> pb.ExplainResponse:
+    resp = pb.ExplainResponse(
+        event_id=event.event_id,
+        policy=event.policy,
+        intent=event.intent,
+        context=to_features(event.context),
+        eligible=[
+            pb.EligibleAction(
+                action_id=a.id,
+                features=to_features(a.features),
+                probability=event.pmf[i],
+                score=event.scores[i],
+                explore=a.explore,
+            )
+            for i, a in enumerate(event.eligible)
+        ],
+        action_id=event.action_id,
+        probability=event.probability,
+        explored=event.explored,
+        fallback=event.fallback,
+        masked=_masked(event.masked),
+        epsilon=event.epsilon,
+        model_version=event.model_version,
+        config_version=event.config_version,
+        mode=event.mode,
+        baseline_action_id=event.baseline_action_id,
+        greedy_action_id=event.eligible[event.greedy].id,
+        defer_activation=event.defer_activation,
+        activated=event.activated,
+        rewards=[
+            pb.ReceivedReward(
+                reward_id=r.reward_id,
+                value=r.value,
+                signals=r.signals,
+                status=REWARD_STATUS[r.status],
+                received_at=r.received_at,
+            )
+            for r in event.rewards
+        ],
+        join_status=JOIN_STATUS[event.join_status],
+        decided_at=event.decided_at,
+        join_deadline=event.deadline,
+        vw_example=event.vw_lines(),
+    )
+    if event.joined_reward is not None:
+        resp.joined_reward = event.joined_reward
+    return resp

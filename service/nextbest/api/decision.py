@@ -1,0 +1,83 @@
+"""DecisionService over grpc.aio: translate, call the engine, translate back."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_client.v1 import decision_pb2_grpc as rpc
+
+from nextbest.api import convert
+from nextbest.api.errors import abort, code_of
+from nextbest.observability.metrics import Metrics
+from nextbest.policy.engine import Engine
+from nextbest.policy.errors import DecisionError
+from nextbest.policy.requests import check_batch
+
+Context = Any  # grpc.aio.ServicerContext, whose stubs are generic in ways that add nothing here
+
+
+class DecisionServicer(rpc.DecisionServiceServicer):
+    def __init__(self, engine: Engine, metrics: Metrics) -> None:
+        self.engine = engine
+        self.metrics = metrics
+
+    async def Decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
+        started = time.perf_counter()
+        try:
+            event = self.engine.decide(convert.decide_input(request))
+        except DecisionError as exc:
+            await abort(context, exc)
+            raise  # unreachable: abort raises
+        response = convert.decide_response(event)
+        m = self.metrics
+        m.child(m.decide_latency, event.policy).observe(time.perf_counter() - started)
+        return response
+
+    async def DecideBatch(
+        self, request: pb.DecideBatchRequest, context: Context
+    ) -> pb.DecideBatchResponse:
+        """Every item is decided on its own; a bad item fails alone, with its index named."""
+        try:
+            check_batch(len(request.requests), self.engine.limits)
+        except DecisionError as exc:
+            await abort(context, exc)
+        results: list[pb.DecideBatchResult] = []
+        for i, item in enumerate(request.requests):
+            try:
+                event = self.engine.decide(convert.decide_input(item))
+            except DecisionError as exc:
+                error = pb.DecideError(
+                    code=code_of(exc).value[0],
+                    message=exc.detail,
+                    field=f"requests[{i}].{exc.field}" if exc.field else f"requests[{i}]",
+                )
+                results.append(pb.DecideBatchResult(error=error))
+                continue
+            results.append(pb.DecideBatchResult(decision=convert.decide_response(event)))
+        return pb.DecideBatchResponse(results=results)
+
+    async def Reward(self, request: pb.RewardRequest, context: Context) -> pb.RewardResponse:
+        try:
+            outcome = self.engine.reward(convert.reward_input(request))
+        except DecisionError as exc:
+            await abort(context, exc)
+            raise
+        return pb.RewardResponse(status=convert.REWARD_STATUS[outcome.status], value=outcome.value)
+
+    async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.ActivateResponse:
+        try:
+            status = self.engine.activate(request.event_id)
+        except DecisionError as exc:
+            await abort(context, exc)
+            raise
+        return pb.ActivateResponse(status=convert.ACTIVATION_STATUS[status])
+
+    async def Explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
+        try:
+            event = self.engine.explain(request.event_id)
+        except DecisionError as exc:
+            await abort(context, exc)
+            raise
+        return convert.explain_response(event)

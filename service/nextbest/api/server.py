@@ -1,0 +1,122 @@
+"""The process: gRPC (DecisionService, health, reflection), /metrics, and the join clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from nextbest_client.v1 import decision_pb2, decision_pb2_grpc
+
+from nextbest.api.decision import DecisionServicer
+from nextbest.observability.logging import get_logger
+from nextbest.observability.http import serve_metrics
+from nextbest.observability.metrics import Metrics, Telemetry
+from nextbest.policy.config import Config, load_config
+from nextbest.policy.engine import Engine
+from nextbest.policy.errors import ConfigError
+from nextbest.settings import ServerSettings, split_address
+from nextbest.store.memory import MemoryStore
+
+SERVICE_NAME = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
+
+
+class Server:
+    """One nextbest process in embedded mode. `start()`, then `stop()`; ports after start."""
+
+    def __init__(self, settings: ServerSettings, config: Config | None = None) -> None:
+        self.settings = settings
+        self.log = get_logger("nextbest.server")
+        self.metrics = Metrics()
+        self.engine = Engine(
+            config if config is not None else load_config(settings.config),
+            MemoryStore(settings.retain_closed),
+            Telemetry(self.metrics),
+            time.time,
+            settings.limits,
+        )
+        self.metrics.watch(
+            self.engine.pending_counts,
+            lambda: {name: rt.model.version for name, rt in self.engine.policies.items()},
+        )
+        self.port = 0
+        self.metrics_port = 0
+        self._grpc: grpc.aio.Server | None = None
+        self._http: Any = None
+        self._joins: asyncio.Task[None] | None = None
+        self._health = health.aio.HealthServicer()
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        decision_pb2_grpc.add_DecisionServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            DecisionServicer(self.engine, self.metrics), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        host, port = split_address(self.settings.address)
+        self.port = server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {self.settings.address}")
+        mhost, mport = split_address(self.settings.metrics_address)
+        self._http = serve_metrics(self.metrics.registry, mhost, mport)
+        self.metrics_port = self._http.server_port
+        await server.start()
+        self._grpc = server
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._joins = asyncio.create_task(self._join_clock(), name="nextbest-joins")
+        self.log.info(
+            "serving",
+            grpc_address=f"{host}:{self.port}",
+            metrics_address=f"{mhost}:{self.metrics_port}",
+            policies=sorted(self.engine.policies),
+            config=str(self.settings.config),
+        )
+
+    async def _join_clock(self) -> None:
+        """Close ended windows: learn each event with its joined (or default) reward."""
+        limit = 1000
+        while True:
+            try:
+                closed = self.engine.close_due(limit=limit)
+            except Exception:  # a bug must not stop learning for good; it is logged loudly
+                self.log.exception("join_clock_failed")
+                closed = 0
+            await asyncio.sleep(0 if closed == limit else self.settings.join_tick)
+
+    def reload(self, path: Path | None = None) -> bool:
+        """Re-read the config file; a bad one is logged and the running config stays."""
+        path = path or self.settings.config
+        try:
+            self.engine.reload(load_config(path))
+        except ConfigError as exc:
+            self.log.error("config_rejected", config=str(path), reason=str(exc))
+            return False
+        self.log.info("config_reloaded", config=str(path), policies=sorted(self.engine.policies))
+        return True
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight RPCs finish within the grace period, close the rest."""
+        await self._health.enter_graceful_shutdown()
+        if self._grpc is not None:
+            await self._grpc.stop(self.settings.grace)
+        if self._joins is not None:
+            self._joins.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._joins
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self.engine.close()
+        self.log.info("stopped")
+
+    async def wait(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.wait_for_termination()

@@ -1,0 +1,100 @@
+"""`nextbest serve | config check`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from nextbest.observability.logging import configure, get_logger
+from nextbest.policy.config import load_config
+from nextbest.policy.errors import ConfigError
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"NEXTBEST_{name}", default)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nextbest", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the decision service (embedded mode)")
+    serve.add_argument("--config", default=_env("CONFIG"), help="policy YAML [NEXTBEST_CONFIG]")
+    serve.add_argument(
+        "--address",
+        default=_env("ADDRESS", "127.0.0.1:50051"),
+        help="gRPC HOST:PORT, port 0 picks a free one [NEXTBEST_ADDRESS]",
+    )
+    serve.add_argument(
+        "--metrics-address",
+        default=_env("METRICS_ADDRESS", "127.0.0.1:9464"),
+        help="/metrics HOST:PORT [NEXTBEST_METRICS_ADDRESS]",
+    )
+    serve.add_argument(
+        "--data-dir",
+        default=_env("DATA_DIR", "nextbest-data"),
+        help="where logs and models are kept [NEXTBEST_DATA_DIR]",
+    )
+    serve.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="[NEXTBEST_LOG_LEVEL]",
+    )
+    config = commands.add_parser("config", help="work with policy files")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate a policy file")
+    check.add_argument("file")
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from nextbest.api.server import Server
+    from nextbest.settings import ServerSettings
+
+    log = get_logger("nextbest")
+    try:
+        settings = ServerSettings(
+            config=args.config,
+            address=args.address,
+            metrics_address=args.metrics_address,
+            data_dir=args.data_dir,
+            log_level=args.log_level,
+        )
+        server = Server(settings)
+        await server.start()
+    except (ConfigError, OSError, ValueError) as exc:
+        log.error("cannot_start", reason=str(exc))
+        return 2
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
+    await stopping.wait()
+    log.info("stopping")
+    await server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config":
+        try:
+            config = load_config(args.file)
+        except ConfigError as exc:
+            print(f"invalid: {exc}", file=sys.stderr)
+            return 1
+        for name, policy in config.policies.items():
+            print(
+                f"{name}: {len(policy.actions)} actions, {len(policy.safety)} safety rules, "
+                f"mode {policy.mode}, config_version {policy.version()}"
+            )
+        return 0
+    configure(args.log_level)
+    if not args.config:
+        print("nextbest serve: --config FILE (or NEXTBEST_CONFIG) is required", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(args))

@@ -1,0 +1,1 @@
+"""Metrics and structured logs: the engine's :class:`~nextbest.policy.ports.Listener`."""

@@ -1,0 +1,92 @@
+"""Features → VW text examples.
+
+Where each part of a decision lands, so that the default interactions (``-q ia -q ca
+--cubic ica``) cross intent and context with every action's features:
+
+- namespace ``i``: the intent, one feature;
+- namespace ``c``: the context: numbers as ``name:value``, texts one-hot as ``name=value``,
+  flags as ``name=true|false``, lists of texts multi-hot;
+- namespace ``a``: the action: always ``id=<action id>`` (two actions with equal features
+  are still told apart), then its features encoded as the context is.
+
+Names and values may hold any character. VW's text format gives meaning to whitespace,
+``|`` and ``:``, so everything outside a small safe set is percent-encoded (``%7C``). The
+encoding is injective, so distinct inputs stay distinct features, and a readable name stays
+readable in the DSJSON log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+FeatureValue = bool | float | str | list[str]
+
+INTENT_NS = "i"
+CONTEXT_NS = "c"
+ACTION_NS = "a"
+
+# Feature values beyond these bounds are refused (requests) or read as 0 (tiny): VW keeps
+# float32 weights, and its text parser mangles subnormal numbers.
+MAX_MAGNITUDE = 1e18
+TINY = 1e-20
+
+_SAFE = re.compile(r"[A-Za-z0-9_.\-/]*")
+_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/")
+
+
+def escape(token: str) -> str:
+    """Make a name or value safe for VW's text format; injective, identity on safe tokens."""
+    if _SAFE.fullmatch(token):
+        return token
+    return "".join(
+        c if c in _SAFE_CHARS else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in token
+    )
+
+
+def encode_features(features: Mapping[str, FeatureValue]) -> list[str]:
+    """One VW feature token per (name, value): numbers keep their value, the rest one-hot.
+
+    Sorted by name: the same features make the same example, whatever order a map came in.
+    """
+    tokens: list[str] = []
+    for name, value in sorted(features.items()):
+        key = escape(name)
+        if isinstance(value, bool):
+            tokens.append(f"{key}={'true' if value else 'false'}")
+        elif isinstance(value, float | int):
+            tokens.append(f"{key}:{_number(float(value))}")
+        elif isinstance(value, str):
+            tokens.append(f"{key}={escape(value)}")
+        else:
+            tokens.extend(f"{key}={escape(item)}" for item in value)
+    return tokens
+
+
+def _number(value: float) -> str:
+    """VW's parser reads float32 with up to ~9 significant digits and no subnormals."""
+    if abs(value) < TINY:
+        return "0"
+    return format(value, ".9g")
+
+
+def shared_line(intent: str, context: Mapping[str, FeatureValue]) -> str:
+    """The ``shared`` line of a multi-line example: intent and context."""
+    tokens = encode_features(context)
+    line = f"shared |{INTENT_NS} {escape(intent)}"
+    if tokens:
+        line += f" |{CONTEXT_NS} " + " ".join(tokens)
+    return line
+
+
+def action_line(action_id: str, features: Mapping[str, FeatureValue]) -> str:
+    """The line of one action: its id and its features."""
+    tokens = [f"id={escape(action_id)}", *encode_features(features)]
+    return f"|{ACTION_NS} " + " ".join(tokens)
+
+
+def labelled(lines: Sequence[str], chosen: int, cost: float, probability: float) -> list[str]:
+    """A learnable copy of an example: the chosen action's line carries ``0:cost:probability``."""
+    out = list(lines)
+    out[chosen + 1] = f"0:{cost!r}:{probability!r} {lines[chosen + 1]}"
+    return out

@@ -1,0 +1,173 @@
+"""What callers send, as plain data, and the checks every transport gets for free.
+
+Limits keep one request from costing the service more than a bounded amount of memory and
+time; each violation names the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from nextbest.policy.errors import InvalidArgument
+from nextbest.policy.features import MAX_MAGNITUDE, FeatureValue
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_name_length: int = 256
+    max_text_length: int = 1024
+    max_features: int = 256
+    max_texts: int = 64
+    max_actions: int = 256
+    max_id_length: int = 256
+    max_event_id_length: int = 128
+    max_signals: int = 64
+    max_batch: int = 1000
+
+
+@dataclass(slots=True)
+class InlineAction:
+    id: str
+    features: dict[str, FeatureValue] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DecideInput:
+    policy: str
+    intent: str
+    context: dict[str, FeatureValue] = field(default_factory=dict)
+    candidate_action_ids: list[str] = field(default_factory=list)
+    actions: list[InlineAction] = field(default_factory=list)
+    excluded_action_ids: list[str] = field(default_factory=list)
+    event_id: str = ""
+    baseline_action_id: str = ""
+    defer_activation: bool = False
+
+
+@dataclass(slots=True)
+class RewardInput:
+    event_id: str
+    value: float | None = None
+    signals: dict[str, float] = field(default_factory=dict)
+    reward_id: str = ""
+
+
+def require_text(value: str, where: str, limit: int) -> None:
+    if not value:
+        raise InvalidArgument("must not be empty", where)
+    if len(value) > limit:
+        raise InvalidArgument(f"is {len(value)} characters, at most {limit} allowed", where)
+
+
+def require_finite(value: float, where: str) -> None:
+    if not math.isfinite(value):
+        raise InvalidArgument(f"must be a finite number, got {value}", where)
+
+
+def require_feature_number(value: float, where: str) -> None:
+    require_finite(value, where)
+    if abs(value) > MAX_MAGNITUDE:
+        raise InvalidArgument(
+            f"{value} is too large to learn from (|x| ≤ {MAX_MAGNITUDE:g})", where
+        )
+
+
+def check_features(features: Mapping[str, FeatureValue], where: str, limits: Limits) -> None:
+    if len(features) > limits.max_features:
+        raise InvalidArgument(
+            f"has {len(features)} features, at most {limits.max_features} allowed", where
+        )
+    for name, value in features.items():
+        require_text(name, f"{where} key", limits.max_name_length)
+        at = f"{where}[{name!r}]"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, float | int):
+            require_feature_number(float(value), at)
+        elif isinstance(value, str):
+            if len(value) > limits.max_text_length:
+                raise InvalidArgument(
+                    f"is {len(value)} characters, at most {limits.max_text_length} allowed", at
+                )
+        else:
+            if len(value) > limits.max_texts:
+                raise InvalidArgument(
+                    f"has {len(value)} texts, at most {limits.max_texts} allowed", at
+                )
+            for i, item in enumerate(value):
+                if len(item) > limits.max_text_length:
+                    raise InvalidArgument(
+                        f"is {len(item)} characters, at most {limits.max_text_length} allowed",
+                        f"{at}[{i}]",
+                    )
+
+
+def check_ids(ids: list[str], where: str, limits: Limits) -> None:
+    if len(ids) > limits.max_actions:
+        raise InvalidArgument(f"has {len(ids)} ids, at most {limits.max_actions} allowed", where)
+    for i, action_id in enumerate(ids):
+        require_text(action_id, f"{where}[{i}]", limits.max_id_length)
+
+
+def check_event_id(event_id: str, where: str, limits: Limits) -> None:
+    if len(event_id) > limits.max_event_id_length:
+        raise InvalidArgument(
+            f"is {len(event_id)} characters, at most {limits.max_event_id_length} allowed", where
+        )
+    if any(not c.isprintable() or c.isspace() for c in event_id):
+        raise InvalidArgument("must not contain whitespace or control characters", where)
+
+
+def check_decide(req: DecideInput, limits: Limits) -> None:
+    """Sizes, names and numbers of a Decide request; ids are checked against the policy later."""
+    require_text(req.policy, "policy", limits.max_name_length)
+    require_text(req.intent, "intent", limits.max_name_length)
+    check_features(req.context, "context", limits)
+    check_ids(req.candidate_action_ids, "candidate_action_ids", limits)
+    check_ids(req.excluded_action_ids, "excluded_action_ids", limits)
+    if len(req.actions) > limits.max_actions:
+        raise InvalidArgument(
+            f"has {len(req.actions)} actions, at most {limits.max_actions} allowed", "actions"
+        )
+    seen: set[str] = set()
+    for i, action in enumerate(req.actions):
+        require_text(action.id, f"actions[{i}].id", limits.max_id_length)
+        if action.id in seen:
+            raise InvalidArgument(f"{action.id!r} is given twice", f"actions[{i}].id")
+        seen.add(action.id)
+        check_features(action.features, f"actions[{i}].features", limits)
+    if req.event_id:
+        check_event_id(req.event_id, "event_id", limits)
+    if req.baseline_action_id:
+        require_text(req.baseline_action_id, "baseline_action_id", limits.max_id_length)
+
+
+def check_reward(req: RewardInput, limits: Limits) -> None:
+    require_text(req.event_id, "event_id", limits.max_event_id_length)
+    if len(req.reward_id) > limits.max_event_id_length:
+        raise InvalidArgument(
+            f"is {len(req.reward_id)} characters, at most {limits.max_event_id_length} allowed",
+            "reward_id",
+        )
+    if req.value is None and not req.signals:
+        raise InvalidArgument("give either value or signals", "value")
+    if req.value is not None and req.signals:
+        raise InvalidArgument("give either value or signals, not both", "signals")
+    if req.value is not None:
+        require_finite(req.value, "value")
+    if len(req.signals) > limits.max_signals:
+        raise InvalidArgument(
+            f"has {len(req.signals)} signals, at most {limits.max_signals} allowed", "signals"
+        )
+    for name, value in req.signals.items():
+        require_text(name, "signals key", limits.max_name_length)
+        require_finite(value, f"signals[{name!r}]")
+
+
+def check_batch(size: int, limits: Limits) -> None:
+    if size > limits.max_batch:
+        raise InvalidArgument(
+            f"has {size} requests, at most {limits.max_batch} allowed", "requests"
+        )

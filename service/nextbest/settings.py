@@ -1,0 +1,44 @@
+"""Server settings: flags, each also read from a NEXTBEST_* environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from nextbest.policy.requests import Limits
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` (IPv6 as `[::1]:port`) → (host, port); port 0 picks a free one."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{address!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: Path
+    address: str = "127.0.0.1:50051"
+    metrics_address: str = "127.0.0.1:9464"
+    data_dir: Path = Path("nextbest-data")
+    log_level: str = "info"
+    join_tick: float = Field(0.02, gt=0, description="seconds between checks for ended windows")
+    retain_closed: int = Field(100_000, ge=0, description="closed events kept for Explain")
+    grace: float = Field(5.0, ge=0, description="seconds in-flight RPCs get on shutdown")
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("address", "metrics_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("use debug, info, warning, error or critical")
+        return value.lower()

@@ -1,0 +1,1 @@
+"""Where events and joins live: adapters behind :class:`nextbest.policy.ports.EventStore`."""

@@ -1,0 +1,351 @@
+"""The decision and reward semantics, on the engine with a fake clock (no network)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from nextbest.policy.config import Config
+from nextbest.policy.engine import EXCLUDED, NOT_A_CANDIDATE, Engine
+from nextbest.policy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from nextbest.policy.events import ActivationStatus, JoinStatus, RewardStatus
+from nextbest.policy.ports import NullListener
+from nextbest.policy.requests import DecideInput, InlineAction, RewardInput
+from nextbest.store.memory import MemoryStore
+
+from tests.conftest import make_config, support_policy
+
+OK_REFUND = {"account_age_days": 400.0, "amount": 50.0}
+NEW_ACCOUNT = {"account_age_days": 3.0, "amount": 50.0}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def engine_for(config: Config) -> tuple[Engine, Clock]:
+    clock = Clock()
+    return Engine(config, MemoryStore(), NullListener(), clock), clock
+
+
+@pytest.fixture
+def engine(support_config: Config) -> Engine:
+    return engine_for(support_config)[0]
+
+
+def decide(engine: Engine, **kw: Any) -> Any:
+    kw.setdefault("policy", "support.next_step")
+    kw.setdefault("intent", "billing_dispute")
+    kw.setdefault("context", dict(OK_REFUND))
+    return engine.decide(DecideInput(**kw))
+
+
+def test_a_decision_carries_pmf_probability_and_versions(engine: Engine) -> None:
+    event = decide(engine, event_id="e1")
+    assert event.action_id in {"ask_details", "offer_refund", "transfer_billing", "escalate_human"}
+    assert sum(event.pmf) == pytest.approx(1.0)
+    assert event.probability == event.pmf[event.chosen]
+    assert event.epsilon == 0.2  # the billing_dispute override
+    assert event.model_version == "0"
+    assert event.config_version == engine.policies["support.next_step"].version
+    assert event.join_status is JoinStatus.PENDING
+
+
+def test_safety_rule_masks_and_reports(engine: Engine) -> None:
+    for i in range(200):
+        event = decide(engine, event_id=f"e{i}", context=dict(NEW_ACCOUNT))
+        assert event.action_id != "offer_refund"
+        assert [(m.action_id, m.rule) for m in event.masked] == [("offer_refund", "refund_limits")]
+
+
+def test_caller_exclusions_and_candidates_are_masked_with_reasons(engine: Engine) -> None:
+    event = decide(
+        engine,
+        candidate_action_ids=["ask_details", "offer_refund", "transfer_billing"],
+        excluded_action_ids=["transfer_billing"],
+    )
+    reasons = {m.action_id: m.reason for m in event.masked}
+    assert reasons == {"escalate_human": NOT_A_CANDIDATE, "transfer_billing": EXCLUDED}
+    assert {a.id for a in event.eligible} == {"ask_details", "offer_refund"}
+
+
+def test_all_masked_returns_the_fallback(engine: Engine) -> None:
+    event = decide(
+        engine,
+        context=dict(NEW_ACCOUNT),
+        candidate_action_ids=["offer_refund", "ask_details"],
+        excluded_action_ids=["ask_details"],
+    )
+    assert event.fallback
+    assert event.action_id == "escalate_human"
+    assert event.probability == 1.0
+
+
+def test_all_masked_and_fallback_excluded_fails_naming_the_rules(engine: Engine) -> None:
+    with pytest.raises(
+        FailedPrecondition,
+        match=r"rules: refund_limits.*fallback_action "
+        r"'escalate_human' is excluded",
+    ):
+        decide(
+            engine,
+            context=dict(NEW_ACCOUNT),
+            candidate_action_ids=["offer_refund"],
+            excluded_action_ids=["escalate_human"],
+        )
+
+
+def test_no_fallback_configured_fails() -> None:
+    engine, _ = engine_for(make_config(p=support_policy(fallback_action=None)))
+    with pytest.raises(FailedPrecondition, match="has no fallback_action"):
+        decide(engine, policy="p", context=dict(NEW_ACCOUNT), candidate_action_ids=["offer_refund"])
+
+
+def test_fallback_masked_by_a_rule_fails() -> None:
+    rules = [
+        *support_policy()["safety"],
+        {"name": "no_humans", "actions": ["escalate_human"], "deny_when": "true", "reason": "x"},
+    ]
+    engine, _ = engine_for(make_config(p=support_policy(safety=rules)))
+    with pytest.raises(FailedPrecondition, match="masked by rule 'no_humans'"):
+        decide(engine, policy="p", context=dict(NEW_ACCOUNT), candidate_action_ids=["offer_refund"])
+
+
+def test_exploration_is_bounded_and_skips_no_explore_actions(engine: Engine) -> None:
+    # Untrained: all scores tie, so ask_details (first) is greedy; offer_refund must never
+    # be explored, and the non-greedy share must stay near ε = 0.1 for other intents.
+    counts: Counter[str] = Counter()
+    n = 4000
+    for i in range(n):
+        event = decide(engine, event_id=f"x{i}", intent="other")
+        assert event.eligible[event.greedy].id == "ask_details"
+        assert sum(p for j, p in enumerate(event.pmf) if j != event.greedy) <= 0.1 + 1e-12
+        counts[event.action_id] += 1
+    assert counts["offer_refund"] == 0
+    explored = n - counts["ask_details"]
+    assert 0.07 * n < explored < 0.13 * n
+
+
+def test_same_event_id_returns_the_same_decision(engine: Engine) -> None:
+    first = decide(engine, event_id="same")
+    again = decide(engine, event_id="same", intent="something else")
+    assert again is first
+    with pytest.raises(AlreadyExists):
+        engine.decide(DecideInput(policy="other", intent="x", event_id="same"))
+
+
+def test_same_event_id_reproduces_the_choice_across_engines(support_config: Config) -> None:
+    a, _ = engine_for(support_config)
+    b, _ = engine_for(support_config)
+    for i in range(100):
+        assert decide(a, event_id=f"r{i}").action_id == decide(b, event_id=f"r{i}").action_id
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"policy": ""}, "policy"),
+        ({"intent": ""}, "intent"),
+        ({"context": {"x": float("nan")}}, "context['x']"),
+        ({"context": {"x": float("inf")}}, "context['x']"),
+        ({"context": {"x": 1e300}}, "context['x']"),
+        ({"context": {"": 1.0}}, "context key"),
+        ({"context": {f"k{i}": 1.0 for i in range(300)}}, "context"),
+        ({"context": {"t": "x" * 5000}}, "context['t']"),
+        ({"candidate_action_ids": ["ghost"]}, "candidate_action_ids[0]"),
+        ({"excluded_action_ids": ["ask_details", "ghost"]}, "excluded_action_ids[1]"),
+        ({"baseline_action_id": "ghost"}, "baseline_action_id"),
+        ({"actions": [InlineAction("ask_details")]}, "actions[0].id"),
+        ({"actions": [InlineAction("a"), InlineAction("a")]}, "actions[1].id"),
+        ({"actions": [InlineAction(f"a{i}") for i in range(300)]}, "actions"),
+        ({"event_id": "has space"}, "event_id"),
+        ({"event_id": "e" * 200}, "event_id"),
+    ],
+)
+def test_bad_requests_name_the_field(engine: Engine, kw: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        decide(engine, **kw)
+    assert err.value.field == field
+
+
+def test_unknown_policy_is_not_found(engine: Engine) -> None:
+    with pytest.raises(NotFound) as err:
+        decide(engine, policy="nope")
+    assert err.value.field == "policy"
+
+
+def test_inline_actions_are_scored_and_can_be_chosen() -> None:
+    engine, _ = engine_for(
+        make_config(tools=support_policy(actions=[], fallback_action=None, safety=[]))
+    )
+    chosen = set()
+    for i in range(300):
+        event = decide(
+            engine,
+            policy="tools",
+            event_id=f"t{i}",
+            actions=[InlineAction("search", {"cost": 1.0}), InlineAction("calc", {"cost": 2.0})],
+        )
+        chosen.add(event.action_id)
+    assert chosen == {"search", "calc"}
+
+
+# -- rewards and joins --------------------------------------------------------------------
+
+
+def test_reward_signals_are_computed_and_kept(engine: Engine) -> None:
+    event = decide(engine)
+    outcome = engine.reward(RewardInput(event.event_id, signals={"csat": 5, "resolved": 1}))
+    assert outcome.status is RewardStatus.ACCEPTED
+    assert outcome.value == 1.0  # 0.5 + 1.0 clipped
+    assert event.rewards[0].signals == {"csat": 5, "resolved": 1}
+
+
+def test_earliest_learns_on_the_first_reward(engine: Engine) -> None:
+    event = decide(engine)
+    engine.reward(RewardInput(event.event_id, value=0.7))
+    assert event.join_status is JoinStatus.LEARNED
+    assert event.joined_reward == 0.7
+    assert engine.policies["support.next_step"].model.version == "1"
+    late = engine.reward(RewardInput(event.event_id, value=1.0))
+    assert late.status is RewardStatus.LATE
+    assert engine.policies["support.next_step"].model.version == "1"
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "joined"), [("sum", 0.7), ("mean", 0.7 / 3), ("last", 0.6)]
+)
+def test_other_aggregations_wait_for_the_window(aggregation: str, joined: float) -> None:
+    reward = {**support_policy()["reward"], "aggregation": aggregation, "wait": "1m"}
+    engine, clock = engine_for(make_config(p=support_policy(reward=reward)))
+    event = decide(engine, policy="p")
+    for v in (0.5, -0.4, 0.6, 0.9):
+        if v == 0.9:
+            clock.now += 61
+        status = engine.reward(RewardInput(event.event_id, value=v)).status
+        assert status is (RewardStatus.LATE if v == 0.9 else RewardStatus.ACCEPTED)
+    assert event.join_status is JoinStatus.PENDING
+    assert engine.close_due() == 1
+    assert event.join_status is JoinStatus.LEARNED
+    assert event.joined_reward == pytest.approx(joined)
+
+
+def test_no_reward_by_the_window_end_learns_the_default(engine: Engine) -> None:
+    event = decide(engine)
+    assert engine.close_due(now=event.deadline - 1) == 0
+    assert engine.close_due(now=event.deadline) == 1
+    assert event.join_status is JoinStatus.LEARNED
+    assert event.joined_reward == 0.0
+
+
+def test_duplicate_reward_id_is_not_applied_twice() -> None:
+    reward = {**support_policy()["reward"], "aggregation": "sum"}
+    engine, clock = engine_for(make_config(p=support_policy(reward=reward)))
+    event = decide(engine, policy="p")
+    assert engine.reward(RewardInput(event.event_id, value=0.4, reward_id="r1")).status is (
+        RewardStatus.ACCEPTED
+    )
+    dup = engine.reward(RewardInput(event.event_id, value=0.9, reward_id="r1"))
+    assert (dup.status, dup.value) == (RewardStatus.DUPLICATE, 0.4)
+    clock.now = event.deadline
+    engine.close_due()
+    assert event.joined_reward == 0.4
+
+
+def test_unknown_event_is_not_found(engine: Engine) -> None:
+    with pytest.raises(NotFound):
+        engine.reward(RewardInput("nope", value=1.0))
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"event_id": ""}, "event_id"),
+        ({"event_id": "e"}, "value"),
+        ({"event_id": "e", "value": 1.0, "signals": {"resolved": 1.0}}, "signals"),
+        ({"event_id": "e", "value": float("nan")}, "value"),
+        ({"event_id": "e", "signals": {"resolved": float("inf")}}, "signals['resolved']"),
+    ],
+)
+def test_bad_rewards_name_the_field(engine: Engine, kw: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        engine.reward(RewardInput(**kw))
+    assert err.value.field == field
+
+
+def test_deferred_event_is_learned_only_when_activated(engine: Engine) -> None:
+    never = decide(engine, defer_activation=True)
+    engine.reward(RewardInput(never.event_id, value=1.0))
+    assert never.join_status is JoinStatus.PENDING  # held until activation or the window's end
+    engine.close_due(now=never.deadline)
+    assert never.join_status is JoinStatus.SKIPPED
+    assert engine.activate(never.event_id) is ActivationStatus.LATE
+
+    active = decide(engine, defer_activation=True)
+    engine.reward(RewardInput(active.event_id, value=1.0))
+    assert engine.activate(active.event_id) is ActivationStatus.ACTIVATED
+    assert active.join_status is JoinStatus.LEARNED
+    assert engine.activate(active.event_id) is ActivationStatus.ALREADY_ACTIVE
+
+
+def test_apprentice_returns_the_baseline_and_learns_it() -> None:
+    engine, _ = engine_for(make_config(p=support_policy(mode="apprentice")))
+    event = decide(engine, policy="p", baseline_action_id="transfer_billing")
+    assert (event.action_id, event.probability, event.explored) == ("transfer_billing", 1.0, False)
+    engine.reward(RewardInput(event.event_id, value=1.0))
+    assert event.join_status is JoinStatus.LEARNED
+
+
+def test_apprentice_never_returns_a_masked_baseline() -> None:
+    engine, _ = engine_for(make_config(p=support_policy(mode="apprentice")))
+    event = decide(engine, policy="p", baseline_action_id="offer_refund", context=NEW_ACCOUNT)
+    assert event.action_id != "offer_refund"
+
+
+def test_frozen_exploits_and_does_not_learn() -> None:
+    engine, _ = engine_for(make_config(p=support_policy(mode="frozen")))
+    for i in range(50):
+        event = decide(engine, policy="p", event_id=f"f{i}")
+        assert (event.probability, event.explored) == (1.0, False)
+        engine.reward(RewardInput(event.event_id, value=1.0))
+        assert event.join_status is JoinStatus.SKIPPED
+    assert engine.policies["p"].model.version == "0"
+
+
+def test_logging_only_explores_but_does_not_learn() -> None:
+    engine, _ = engine_for(make_config(p=support_policy(mode="logging_only")))
+    explored = 0
+    for i in range(300):
+        event = decide(engine, policy="p", event_id=f"l{i}")
+        explored += event.explored
+        engine.reward(RewardInput(event.event_id, value=1.0))
+        assert event.join_status is JoinStatus.SKIPPED
+    assert explored > 0
+
+
+def test_the_model_learns_the_best_action(engine: Engine) -> None:
+    """offer_refund pays for billing disputes, ask_details for login problems."""
+    best = {"billing_dispute": "offer_refund", "login_problem": "ask_details"}
+    for i in range(1500):
+        intent = "billing_dispute" if i % 2 else "login_problem"
+        event = decide(engine, intent=intent, event_id=f"L{i}")
+        engine.reward(
+            RewardInput(event.event_id, value=1.0 if event.action_id == best[intent] else 0.0)
+        )
+    for intent, action in best.items():
+        event = decide(engine, intent=intent, event_id=f"probe-{intent}")
+        assert event.eligible[event.greedy].id == action
+
+
+def test_reload_keeps_the_model_when_vw_args_are_unchanged(engine: Engine) -> None:
+    event = decide(engine)
+    engine.reward(RewardInput(event.event_id, value=1.0))
+    engine.reload(make_config(support__next_step=support_policy(exploration={"epsilon": 0.05})))
+    runtime = engine.policies["support.next_step"]
+    assert runtime.model.version == "1"
+    assert decide(engine, intent="x").epsilon == 0.05
