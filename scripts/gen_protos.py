@@ -7,13 +7,22 @@ A test runs :func:`generate` into a temporary folder and fails when the committe
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
+MYPY_GRPC_PLUGIN = Path(sys.executable).parent / "protoc-gen-mypy_grpc"  # from mypy-protobuf
 STUBS = ROOT / "clients" / "python" / "src" / "nextbest_client" / "v1"
+
+
+def _rewrite_imports(text: str) -> str:
+    """Point generated imports at nextbest_client.v1; RPC paths (/nextbest.v1.X) stay."""
+    return re.sub(
+        r"^(\s*)(from|import) nextbest\.v1\b", r"\1\2 nextbest_client.v1", text, flags=re.M
+    )
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -31,6 +40,8 @@ def generate(out_dir: Path) -> list[Path]:
                 f"--python_out={tmp}",
                 f"--pyi_out={tmp}",
                 f"--grpc_python_out={tmp}",
+                f"--plugin=protoc-gen-mypy_grpc={MYPY_GRPC_PLUGIN}",
+                f"--mypy_grpc_out={tmp}",
                 *[str(p) for p in protos],
             ]
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from nextbest.policy.config import Config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent

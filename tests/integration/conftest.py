@@ -43,7 +43,7 @@ class RunningServer:
         self.target = f"127.0.0.1:{self.server.port}"
         self.metrics_url = f"http://127.0.0.1:{self.server.metrics_port}/metrics"
         self.channel = grpc.insecure_channel(self.target)
-        self.stub = rpc.DecisionServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = rpc.DecisionServiceStub(self.channel)
 
     @staticmethod
     async def _make(settings: ServerSettings, config: Config) -> Server:
@@ -79,7 +79,7 @@ def server(start_server: Callable[[Config], RunningServer]) -> RunningServer:
     return start_server(make_config(support__next_step=support_policy()))
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 10.0) -> T:
+def wait_for(condition: Callable[[], T | None], timeout: float = 10.0) -> T:
     """Poll until condition() is truthy; fail with a clear message at the timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -93,8 +93,8 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0) -> T:
 
 def field_violations(error: grpc.RpcError) -> list[str]:
     """The fields named by the server's google.rpc.BadRequest detail."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    fields = []
+    status = rpc_status.from_call(error)
+    fields: list[str] = []
     for detail in status.details if status else []:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):

@@ -32,7 +32,7 @@ def test_decide_answers_with_a_full_decision(server: RunningServer) -> None:
 
 
 def test_masked_action_is_never_returned_and_the_reason_is_given(server: RunningServer) -> None:
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for i in range(300):
         d = server.stub.Decide(
             pb.DecideRequest(

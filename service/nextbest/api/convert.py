@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nextbest_client.v1 import decision_pb2 as pb
-
 from nextbest.policy.errors import InvalidArgument
 from nextbest.policy.events import (
     ActivationStatus,
@@ -16,6 +14,7 @@ from nextbest.policy.events import (
 from nextbest.policy.features import FeatureValue
 from nextbest.policy.requests import DecideInput, InlineAction, RewardInput
 from nextbest.policy.safety import Masked
+from nextbest_client.v1 import decision_pb2 as pb
 
 REWARD_STATUS = {
     RewardStatus.ACCEPTED: pb.REWARD_STATUS_ACCEPTED,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
-
 from nextbest.api import convert
 from nextbest.api.errors import abort, code_of
 from nextbest.observability.metrics import Metrics
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import DecisionError
 from nextbest.policy.requests import check_batch
+from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_client.v1 import decision_pb2_grpc as rpc
 
 Context = Any  # grpc.aio.ServicerContext, whose stubs are generic in ways that add nothing here
 

@@ -11,17 +11,17 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from nextbest_client.v1 import decision_pb2, decision_pb2_grpc
 
 from nextbest.api.decision import DecisionServicer
-from nextbest.observability.logging import get_logger
 from nextbest.observability.http import serve_metrics
+from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics, Telemetry
 from nextbest.policy.config import Config, load_config
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import ConfigError
 from nextbest.settings import ServerSettings, split_address
 from nextbest.store.memory import MemoryStore
+from nextbest_client.v1 import decision_pb2, decision_pb2_grpc
 
 SERVICE_NAME = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
 
@@ -53,7 +53,7 @@ class Server:
 
     async def start(self) -> None:
         server = grpc.aio.server()
-        decision_pb2_grpc.add_DecisionServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        decision_pb2_grpc.add_DecisionServiceServicer_to_server(
             DecisionServicer(self.engine, self.metrics), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from nextbest.policy.config import load_config, parse_duration
 from nextbest.policy.errors import ConfigError
-
 from tests.conftest import EXAMPLE, make_config, support_policy
 
 

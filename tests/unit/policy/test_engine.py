@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from nextbest.policy.config import Config
 from nextbest.policy.engine import EXCLUDED, NOT_A_CANDIDATE, Engine
 from nextbest.policy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -13,7 +14,6 @@ from nextbest.policy.events import ActivationStatus, JoinStatus, RewardStatus
 from nextbest.policy.ports import NullListener
 from nextbest.policy.requests import DecideInput, InlineAction, RewardInput
 from nextbest.store.memory import MemoryStore
-
 from tests.conftest import make_config, support_policy
 
 OK_REFUND = {"account_age_days": 400.0, "amount": 50.0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from nextbest.policy.exploration import draw, epsilon_greedy, greedy_index, sample
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import vowpalwabbit
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from nextbest.policy.features import action_line, escape, shared_line
 
 WS = vowpalwabbit.Workspace("--cb_adf --quiet")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nextbest.policy.config import RewardSpec, SignalSpec
 from nextbest.policy.errors import InvalidArgument
 from nextbest.policy.rewards import aggregate, from_signals

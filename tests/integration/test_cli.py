@@ -1,0 +1,163 @@
+"""`nextbest serve` as a user runs it: a real process, its ports in the log, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_client.v1 import decision_pb2_grpc as rpc
+from tests.conftest import EXAMPLE
+
+
+class Process:
+    """A `nextbest serve` subprocess whose JSON log lines are read on a thread."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nextbest", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_event(self, event: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The next log record with this event name (other lines are skipped)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no {event!r} log line within {timeout}s") from None
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("event") == event:
+                return dict(record)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policies.yaml"
+    shutil.copy(EXAMPLE, path)
+    return path
+
+
+@pytest.fixture
+def served(config_file: Path, tmp_path: Path) -> Iterator[tuple[Process, dict[str, Any]]]:
+    process = Process(
+        "serve",
+        "--config",
+        str(config_file),
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"NEXTBEST_ADDRESS": "127.0.0.1:0", "NEXTBEST_METRICS_ADDRESS": "127.0.0.1:0"},
+    )
+    started = process.wait_event("serving")
+    yield process, started
+    process.stop()
+
+
+def decide(address: str) -> pb.DecideResponse:
+    with grpc.insecure_channel(address) as channel:
+        return rpc.DecisionServiceStub(channel).Decide(
+            pb.DecideRequest(policy="support.next_step", intent="billing_dispute"), timeout=10
+        )
+
+
+def test_serve_logs_its_ports_serves_and_stops_cleanly(
+    served: tuple[Process, dict[str, Any]],
+) -> None:
+    process, started = served
+    assert started["policies"] == ["support.next_step"]
+    d = decide(started["grpc_address"])
+    assert d.action_id
+    assert process.wait_event("decision")["event_id"] == d.event_id
+    url = f"http://{started['metrics_address']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        assert b"nextbest_decisions_total" in reply.read()
+    assert process.stop() == 0
+    process.wait_event("stopped")
+
+
+def test_sighup_reloads_and_a_bad_config_keeps_the_running_one(
+    served: tuple[Process, dict[str, Any]], config_file: Path
+) -> None:
+    process, started = served
+    before = decide(started["grpc_address"])
+    good = config_file.read_text()
+    config_file.write_text(
+        good.replace("epsilon: 0.1, max_epsilon: 0.3", "epsilon: 0.9, max_epsilon: 0.3")
+    )
+    process.proc.send_signal(signal.SIGHUP)
+    rejected = process.wait_event("config_rejected")
+    assert (
+        "support.next_step.exploration: epsilon 0.9 exceeds max_epsilon 0.3" in (rejected["reason"])
+    )
+    assert decide(started["grpc_address"]).config_version == before.config_version
+
+    config_file.write_text(good.replace("billing_dispute: 0.2", "billing_dispute: 0.25"))
+    process.proc.send_signal(signal.SIGHUP)
+    process.wait_event("config_reloaded")
+    after = decide(started["grpc_address"])
+    assert after.config_version != before.config_version
+    assert after.epsilon == 0.25
+
+
+def test_a_bad_config_stops_the_start_with_the_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        EXAMPLE.read_text().replace(
+            "fallback_action: escalate_human", "fallback_action: call_the_ceo"
+        )
+    )
+    process = Process(
+        "serve",
+        "--config",
+        str(bad),
+        "--address",
+        "127.0.0.1:0",
+        "--metrics-address",
+        "127.0.0.1:0",
+    )
+    record = process.wait_event("cannot_start")
+    assert "support.next_step" in record["reason"]
+    assert "fallback_action 'call_the_ceo' is not in actions" in record["reason"]
+    assert process.proc.wait(timeout=30) == 2
+
+
+def test_config_check() -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "nextbest", "config", "check", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("support.next_step: 4 actions, 1 safety rules, mode online")
