@@ -68,8 +68,11 @@ class ActionSpec(_Strict):
 
 
 class Exploration(_Strict):
-    """ε-greedy exploration: at most ε of probability mass off the greedy action."""
+    """At most ε of probability mass off the greedy action, whatever the algorithm."""
 
+    algorithm: Literal["epsilon_greedy", "squarecb"] = "epsilon_greedy"
+    gamma_scale: float = Field(10.0, gt=0, description="squarecb: γ = scale · t^exponent")
+    gamma_exponent: float = Field(0.5, ge=0, le=1)
     epsilon: float = Field(0.1, ge=0.0, le=1.0)
     max_epsilon: float = Field(0.3, ge=0.0, le=1.0)
     per_intent: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=dict)

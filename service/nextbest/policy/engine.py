@@ -226,8 +226,16 @@ class Engine:
             chosen = greedy
             pmf = exploration.epsilon_greedy(greedy, [False] * len(eligible), 0.0)
         else:
-            epsilon = rt.config.exploration.epsilon_for(req.intent)
-            pmf = exploration.epsilon_greedy(greedy, [a.explore for a in eligible], epsilon)
+            spec = rt.config.exploration
+            epsilon = spec.epsilon_for(req.intent)
+            explorable = [a.explore for a in eligible]
+            if spec.algorithm == "squarecb":
+                gamma = exploration.squarecb_gamma(
+                    spec.gamma_scale, spec.gamma_exponent, rt.model.learned
+                )
+                pmf = exploration.squarecb(costs, greedy, explorable, epsilon, gamma)
+            else:
+                pmf = exploration.epsilon_greedy(greedy, explorable, epsilon)
             u = exploration.draw(rt.config.seed, rt.name, event_id)
             chosen = exploration.sample(pmf, u)
         now = self.clock()

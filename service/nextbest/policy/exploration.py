@@ -1,14 +1,17 @@
 """Bounded exploration and the seeded draw.
 
-The pmf puts 1 − ε on the greedy action and splits ε evenly over the other eligible actions
-that may be explored. Actions marked ``explore: false`` get no exploration mass, so they are
-returned only when they are the greedy choice. With nothing to explore, the greedy action
-gets probability 1.
+Two algorithms, one bound. ε-greedy puts 1 − ε on the greedy action and splits ε evenly over
+the other eligible actions that may be explored. SquareCB gives each other action
+1 / (K + γ·gap), so clearly worse actions are explored less as the model grows sure; its
+non-greedy mass is then scaled down to at most ε. Either way, actions marked
+``explore: false`` get no exploration mass (they are returned only when greedy), and with
+nothing to explore the greedy action gets probability 1.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 
@@ -33,6 +36,34 @@ def epsilon_greedy(greedy: int, explorable: Sequence[bool], epsilon: float) -> l
         pmf[i] = share
     pmf[greedy] = 1.0 - share * len(others)
     return pmf
+
+
+def squarecb(
+    costs: Sequence[float],
+    greedy: int,
+    explorable: Sequence[bool],
+    epsilon: float,
+    gamma: float,
+) -> list[float]:
+    """SquareCB's pmf over predicted costs, its non-greedy mass capped at epsilon."""
+    k = len(costs)
+    best = costs[greedy]
+    pmf = [0.0] * k
+    for i in range(k):
+        if i != greedy and explorable[i]:
+            pmf[i] = 1.0 / (k + gamma * max(costs[i] - best, 0.0))
+    explore_mass = sum(pmf)
+    if explore_mass > epsilon:
+        scale = epsilon / explore_mass
+        pmf = [p * scale for p in pmf]
+        explore_mass = epsilon
+    pmf[greedy] = 1.0 - explore_mass
+    return pmf
+
+
+def squarecb_gamma(scale: float, exponent: float, learned: int) -> float:
+    """γ grows with the examples learned, as in VW's --squarecb (γ = scale · t^exponent)."""
+    return scale * math.pow(max(learned, 1), exponent)
 
 
 def draw(seed: int, policy: str, event_id: str) -> float:

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nextbest.policy.exploration import draw, epsilon_greedy, greedy_index, sample
+from nextbest.policy.exploration import (
+    draw,
+    epsilon_greedy,
+    greedy_index,
+    sample,
+    squarecb,
+)
 
 
 @given(
@@ -54,3 +60,26 @@ def test_sampling_frequencies_follow_the_pmf() -> None:
 
 def test_sample_never_returns_a_zero_probability_action_at_the_top_edge() -> None:
     assert sample([0.5, 0.5, 0.0], 0.999999999999) == 1
+
+
+@given(
+    costs=st.lists(st.floats(-1, 1), min_size=1, max_size=12),
+    epsilon=st.floats(0, 1),
+    gamma=st.floats(0, 1e4),
+    data=st.data(),
+)
+def test_squarecb_stays_within_the_cap(
+    costs: list[float], epsilon: float, gamma: float, data: st.DataObject
+) -> None:
+    explorable = data.draw(st.lists(st.booleans(), min_size=len(costs), max_size=len(costs)))
+    greedy = greedy_index(costs)
+    pmf = squarecb(costs, greedy, explorable, epsilon, gamma)
+    assert sum(pmf) == pytest.approx(1.0)
+    assert pmf[greedy] >= 1 - epsilon - 1e-9
+    assert all(p == 0.0 for i, p in enumerate(pmf) if i != greedy and not explorable[i])
+
+
+def test_squarecb_explores_clearly_worse_actions_less() -> None:
+    pmf = squarecb([-0.9, -0.8, 0.5], 0, [True, True, True], epsilon=1.0, gamma=100)
+    assert pmf[1] > pmf[2] > 0
+    assert pmf[0] == pytest.approx(1 - pmf[1] - pmf[2])
