@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where logs and models are kept [NEXTBEST_DATA_DIR]",
     )
     serve.add_argument(
+        "--fsync",
+        default=_env("FSYNC", "interval"),
+        choices=["always", "interval", "never"],
+        help="when decisions and rewards reach the disk (see README) [NEXTBEST_FSYNC]",
+    )
+    serve.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -62,6 +68,7 @@ async def _serve(args: argparse.Namespace) -> int:
             metrics_address=args.metrics_address,
             data_dir=args.data_dir,
             log_level=args.log_level,
+            fsync=args.fsync,
         )
         server = Server(settings)
         await server.start()

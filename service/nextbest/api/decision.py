@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nextbest.api import convert
@@ -14,13 +16,18 @@ from nextbest.policy.requests import check_batch
 from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
 
+BATCH_YIELD_EVERY = 32
 Context = Any  # grpc.aio.ServicerContext, whose stubs are generic in ways that add nothing here
 
 
 class DecisionServicer(rpc.DecisionServiceServicer):
-    def __init__(self, engine: Engine, metrics: Metrics) -> None:
+    def __init__(
+        self, engine: Engine, metrics: Metrics, commit: Callable[[], Awaitable[None]]
+    ) -> None:
+        """`commit` returns once what the engine stored is durable (fsync=always)."""
         self.engine = engine
         self.metrics = metrics
+        self.commit = commit
 
     async def Decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
         started = time.perf_counter()
@@ -30,6 +37,7 @@ class DecisionServicer(rpc.DecisionServiceServicer):
             await abort(context, exc)
             raise  # unreachable: abort raises
         response = convert.decide_response(event)
+        await self.commit()
         m = self.metrics
         m.child(m.decide_latency, event.policy).observe(time.perf_counter() - started)
         return response
@@ -55,6 +63,9 @@ class DecisionServicer(rpc.DecisionServiceServicer):
                 results.append(pb.DecideBatchResult(error=error))
                 continue
             results.append(pb.DecideBatchResult(decision=convert.decide_response(event)))
+            if i % BATCH_YIELD_EVERY == BATCH_YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let other RPCs in between items of a large batch
+        await self.commit()
         return pb.DecideBatchResponse(results=results)
 
     async def Reward(self, request: pb.RewardRequest, context: Context) -> pb.RewardResponse:
@@ -63,6 +74,7 @@ class DecisionServicer(rpc.DecisionServiceServicer):
         except DecisionError as exc:
             await abort(context, exc)
             raise
+        await self.commit()
         return pb.RewardResponse(status=convert.REWARD_STATUS[outcome.status], value=outcome.value)
 
     async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.ActivateResponse:
@@ -71,6 +83,7 @@ class DecisionServicer(rpc.DecisionServiceServicer):
         except DecisionError as exc:
             await abort(context, exc)
             raise
+        await self.commit()
         return pb.ActivateResponse(status=convert.ACTIVATION_STATUS[status])
 
     async def Explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:

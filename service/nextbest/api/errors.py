@@ -17,6 +17,7 @@ from nextbest.policy.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    Unavailable,
 )
 
 CODES: dict[type[DecisionError], grpc.StatusCode] = {
@@ -24,6 +25,7 @@ CODES: dict[type[DecisionError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 

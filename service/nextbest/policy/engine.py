@@ -17,6 +17,7 @@ from nextbest.policy.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    Unavailable,
 )
 from nextbest.policy.events import (
     ActivationStatus,
@@ -36,6 +37,7 @@ NOT_A_CANDIDATE = "not among the request's candidate_action_ids"
 EXCLUDED = "excluded by the caller"
 LEARNING_MODES = frozenset({"online", "apprentice"})
 DEFAULT_INTENT_LABEL = "*"
+RETRY_CLOSE_AFTER = 1.0  # seconds before a join that could not be logged is tried again
 
 
 class PolicyRuntime:
@@ -72,13 +74,17 @@ class Engine:
         listener: Listener,
         clock: Callable[[], float],
         limits: Limits | None = None,
+        models: dict[str, Model] | None = None,
     ) -> None:
+        """`models`: recovered models to serve (by policy), instead of empty ones."""
         self.store = store
         self.listener = listener
         self.clock = clock
         self.limits = limits or Limits()
         self.policies: dict[str, PolicyRuntime] = {}
+        self._initial_models = models or {}
         self.reload(config)
+        self._initial_models = {}
 
     # -- configuration -------------------------------------------------------------------
 
@@ -92,7 +98,7 @@ class Engine:
         for name, policy in config.policies.items():
             old = self.policies.get(name)
             keep = old.model if old is not None and old.config.vw_args == policy.vw_args else None
-            fresh[name] = PolicyRuntime(name, policy, keep)
+            fresh[name] = PolicyRuntime(name, policy, keep or self._initial_models.get(name))
         self.policies = fresh
         self.config = config
         for name, runtime in fresh.items():
@@ -295,11 +301,11 @@ class Engine:
         now = self.clock()
         pending = event.join_status is JoinStatus.PENDING and now <= event.deadline
         status = RewardStatus.ACCEPTED if pending else RewardStatus.LATE
-        event.rewards.append(ReceivedReward(req.reward_id, value, dict(req.signals), status, now))
-        self.store.update(event)
+        received = ReceivedReward(req.reward_id, value, dict(req.signals), status, now)
+        self.store.add_reward(event, received)
         self.listener.rewarded(event, status, value)
         if status is RewardStatus.ACCEPTED and self._settled(rt, event):
-            self._close(event)
+            self._close_now(event)
         return RewardOutcome(status, value)
 
     def activate(self, event_id: str) -> ActivationStatus:
@@ -311,11 +317,10 @@ class Engine:
             return ActivationStatus.ALREADY_ACTIVE
         if event.join_status is not JoinStatus.PENDING or self.clock() > event.deadline:
             return ActivationStatus.LATE
-        event.activated = True
-        self.store.update(event)
+        self.store.activate(event)
         rt = self.policies.get(event.policy)
         if rt is not None and event.accepted_values() and self._settled(rt, event):
-            self._close(event)
+            self._close_now(event)
         return ActivationStatus.ACTIVATED
 
     def explain(self, event_id: str) -> Event:
@@ -333,19 +338,34 @@ class Engine:
         )
 
     def close_due(self, now: float | None = None, limit: int = 1000) -> int:
-        """Close the joins whose window has ended; returns how many were closed."""
-        due = self.store.due(self.clock() if now is None else now, limit)
+        """Close the joins whose window has ended; returns how many were handled."""
+        now = self.clock() if now is None else now
+        due = self.store.due(now, limit)
         for event in due:
-            self._close(event)
+            try:
+                self._close(event)
+            except Unavailable:  # cannot log it now: it stays pending, tried again soon
+                self.store.reschedule(event, now + RETRY_CLOSE_AFTER)
         return len(due)
 
+    def _close_now(self, event: Event) -> None:
+        """Close early (the join is settled); if that cannot be logged now, the join clock
+        will: the reward or activation that settled it is already kept."""
+        try:
+            self._close(event)
+        except Unavailable:
+            self.store.reschedule(event, self.clock() + RETRY_CLOSE_AFTER)
+
     def _close(self, event: Event) -> None:
+        """Join: aggregate, log the joined event, then learn it (log first, so a crash in
+        between is repaired by replaying the log, never by learning an event twice)."""
         rt = self.policies.get(event.policy)
-        values = event.accepted_values()
+        learn = False
         if rt is None:  # the policy was removed by a reload: nothing left to learn into
             event.join_status = JoinStatus.SKIPPED
         else:
             spec = rt.config.reward
+            values = event.accepted_values()
             joined = (
                 rewards.clip(spec, rewards.aggregate(spec.aggregation, values))
                 if values
@@ -355,13 +375,18 @@ class Engine:
             learn = rt.config.mode in LEARNING_MODES and (
                 not event.defer_activation or event.activated
             )
-            if learn:
-                rt.model.learn(event.vw_lines(), event.chosen, -joined, event.probability)
-                event.join_status = JoinStatus.LEARNED
-            else:
-                event.join_status = JoinStatus.SKIPPED
-        self.store.close(event)
+            event.join_status = JoinStatus.LEARNED if learn else JoinStatus.SKIPPED
+        try:
+            self.store.close(event)
+        except Unavailable:
+            event.join_status, event.joined_reward = JoinStatus.PENDING, None
+            raise
+        if learn and rt is not None:
+            rt.model.learn(event.vw_lines(), event.chosen, -joined, event.probability)
         self.listener.joined(event)
+
+    def models(self) -> dict[str, Model]:
+        return {name: rt.model for name, rt in self.policies.items()}
 
     def pending_counts(self) -> dict[str, int]:
         return self.store.pending_counts()

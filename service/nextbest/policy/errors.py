@@ -32,5 +32,9 @@ class AlreadyExists(DecisionError):
     """An event id reused for another policy."""
 
 
+class Unavailable(DecisionError):
+    """The store cannot keep the change (disk full, read-only): nothing was acknowledged."""
+
+
 class ConfigError(Exception):
     """A policy configuration that cannot be loaded; the message names the policy and key."""

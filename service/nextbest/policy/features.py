@@ -44,23 +44,37 @@ def escape(token: str) -> str:
     )
 
 
-def encode_features(features: Mapping[str, FeatureValue]) -> list[str]:
-    """One VW feature token per (name, value): numbers keep their value, the rest one-hot.
-
-    Sorted by name: the same features make the same example, whatever order a map came in.
-    """
-    tokens: list[str] = []
+def feature_pairs(features: Mapping[str, FeatureValue]) -> list[tuple[str, float | None]]:
+    """(VW feature name, value) per feature: numbers keep their value, the rest one-hot
+    (value None: an indicator). Sorted by name: the same features make the same example,
+    whatever order a map came in."""
+    pairs: list[tuple[str, float | None]] = []
     for name, value in sorted(features.items()):
         key = escape(name)
         if isinstance(value, bool):
-            tokens.append(f"{key}={'true' if value else 'false'}")
+            pairs.append((f"{key}={'true' if value else 'false'}", None))
         elif isinstance(value, float | int):
-            tokens.append(f"{key}:{_number(float(value))}")
+            pairs.append((key, float(value)))
         elif isinstance(value, str):
-            tokens.append(f"{key}={escape(value)}")
+            pairs.append((f"{key}={escape(value)}", None))
         else:
-            tokens.extend(f"{key}={escape(item)}" for item in value)
-    return tokens
+            pairs.extend((f"{key}={escape(item)}", None) for item in value)
+    return pairs
+
+
+def encode_features(features: Mapping[str, FeatureValue]) -> list[str]:
+    """VW text tokens: ``name:value`` for numbers, ``name`` for indicators."""
+    return [name if v is None else f"{name}:{_number(v)}" for name, v in feature_pairs(features)]
+
+
+def features_json(features: Mapping[str, FeatureValue]) -> dict[str, float]:
+    """The same features as a VW JSON namespace object (indicators have value 1), so a
+    DSJSON reader hashes exactly what the text example held."""
+    return {name: 1.0 if v is None else float(_number(v)) for name, v in feature_pairs(features)}
+
+
+def action_json(action_id: str, features: Mapping[str, FeatureValue]) -> dict[str, float]:
+    return {f"id={escape(action_id)}": 1.0, **features_json(features)}
 
 
 def _number(value: float) -> str:

@@ -1,12 +1,18 @@
 """The VW model of one policy: scores eligible actions, learns joined events.
 
 VW workspaces are not thread-safe; the engine calls a model from one thread at a time.
+
+Scoring is on the hot path, so it calls pylibvw (VW's C++ binding) directly: pyvw's
+``predict`` wraps every line in a Python ``Example`` object and costs 4× more (16 µs vs 4 µs
+for five lines). A test checks that both paths give the same scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import pylibvw
 import vowpalwabbit
 
 from nextbest.policy.errors import ConfigError
@@ -17,13 +23,16 @@ from nextbest.policy.vw_args import scorer_args
 class Model:
     """A ``--cb_adf`` workspace and the count of events it has learned (its version)."""
 
-    def __init__(self, vw_args: str) -> None:
+    def __init__(self, vw_args: str, initial: Path | None = None, learned: int = 0) -> None:
         self.vw_args = vw_args
+        args = scorer_args(vw_args)
+        if initial is not None:
+            args += f" -i {initial}"
         try:
-            self._ws = vowpalwabbit.Workspace(scorer_args(vw_args))
+            self._ws = vowpalwabbit.Workspace(args)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"vw_args {vw_args!r}: VW refused them: {exc}") from None
-        self.learned = 0
+        self.learned = learned
 
     @property
     def version(self) -> str:
@@ -31,12 +40,28 @@ class Model:
 
     def costs(self, lines: Sequence[str]) -> list[float]:
         """Predicted cost (−reward) of each action line, in the order given."""
-        return [float(c) for c in self._ws.predict(list(lines))]
+        ws = self._ws
+        examples = ws._parse("\n".join(lines))
+        try:
+            pylibvw.vw.predict_multi(ws, examples)
+            scores: list[float] = examples[0].get_action_scores()
+        finally:
+            pylibvw.vw._finish_example_multi_ex(ws, examples)
+        return scores
 
     def learn(self, lines: Sequence[str], chosen: int, cost: float, probability: float) -> None:
         """One update from a joined event: the chosen action, its cost and logged probability."""
-        self._ws.learn(labelled(lines, chosen, cost, probability))
+        ws = self._ws
+        examples = ws._parse("\n".join(labelled(lines, chosen, cost, probability)))
+        try:
+            pylibvw.vw.learn_multi(ws, examples)
+        finally:
+            pylibvw.vw._finish_example_multi_ex(ws, examples)
         self.learned += 1
+
+    def save(self, path: Path) -> None:
+        """Write the model with its learning state, so a loaded copy learns on identically."""
+        self._ws.save(str(path))
 
     def close(self) -> None:
         self._ws.finish()

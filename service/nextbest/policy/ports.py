@@ -9,22 +9,35 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from nextbest.policy.events import Event, RewardStatus
+from nextbest.policy.events import Event, ReceivedReward, RewardStatus
 
 
 class EventStore(Protocol):
-    """Events by id: the pending ones ordered by join deadline, closed ones kept a while."""
+    """Events by id: the pending ones ordered by join deadline, closed ones kept a while.
 
-    def get(self, event_id: str) -> Event | None: ...
+    Every method that changes an event makes the change durable before it returns, or
+    raises :class:`~nextbest.policy.errors.Unavailable` and changes nothing: the engine
+    acknowledges only what the store kept.
+    """
+
+    def get(self, event_id: str) -> Event | None:
+        """A copy of the event: change it only through the methods below."""
 
     def add(self, event: Event) -> None:
         """Keep a new pending event."""
 
-    def update(self, event: Event) -> None:
-        """Persist changes made to an event (rewards, activation)."""
+    def add_reward(self, event: Event, reward: ReceivedReward) -> None:
+        """Append a received reward (accepted or late) to the event."""
+
+    def activate(self, event: Event) -> None:
+        """Mark a deferred event as activated."""
 
     def close(self, event: Event) -> None:
-        """The event's join is over: it leaves the pending set but stays readable."""
+        """The event's join is over (status and joined reward set): it leaves the pending
+        set, is logged, and stays readable."""
+
+    def reschedule(self, event: Event, at: float) -> None:
+        """Try closing a pending event again at `at` (closing it failed)."""
 
     def due(self, now: float, limit: int) -> list[Event]:
         """Pending events whose deadline is at or before now, earliest first."""
