@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import grpc
 from google.protobuf import __version__ as protobuf_version
@@ -154,9 +154,9 @@ def floor_response() -> pb.DecideResponse:
 def server_main(opts: ServeOptions, conn: Connection) -> None:
     """The child process: serve until the parent says stop (or goes away)."""
     with contextlib.ExitStack() as stack:
-        stream: TextIO | None = None
+        stream: BinaryIO | None = None
         if opts.log_to_devnull:
-            stream = stack.enter_context(open(os.devnull, "w"))
+            stream = stack.enter_context(open(os.devnull, "wb"))
         try:
             asyncio.run(_serve(opts, conn, stream))
         except Exception as exc:  # tell the parent instead of leaving it waiting
@@ -197,7 +197,7 @@ class GcWatch:
         return out
 
 
-async def _serve(opts: ServeOptions, conn: Connection, stream: TextIO | None) -> None:
+async def _serve(opts: ServeOptions, conn: Connection, stream: BinaryIO | None) -> None:
     """Serve; answer "stats" on the pipe; stop on "stop" or when the parent goes away."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -114,3 +120,54 @@ def ctx(**values: float | str | bool | list[str]) -> dict[str, pb.Value]:
         else:
             out[name] = pb.Value(texts=pb.TextList(values=v))
     return out
+
+
+class Process:
+    """A `nextbest serve` subprocess whose JSON log lines are read on a thread."""
+
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nextbest", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=preexec_fn,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.records: list[dict[str, Any]] = []
+        self._returned: set[int] = set()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_event(self, event: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The next log record with this event name, earlier ones included: each record is
+        returned once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, record in enumerate(self.records):
+                if record.get("event") == event and i not in self._returned:
+                    self._returned.add(i)
+                    return record
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                raise AssertionError(f"no {event!r} log line within {timeout}s") from None
+            try:
+                self.records.append(dict(json.loads(line)))
+            except (json.JSONDecodeError, TypeError, ValueError):
+                continue
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)

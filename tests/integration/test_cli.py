@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,45 +17,7 @@ import pytest
 from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
 from tests.conftest import EXAMPLE
-
-
-class Process:
-    """A `nextbest serve` subprocess whose JSON log lines are read on a thread."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nextbest", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def wait_event(self, event: str, timeout: float = 30.0) -> dict[str, Any]:
-        """The next log record with this event name (other lines are skipped)."""
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no {event!r} log line within {timeout}s") from None
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("event") == event:
-                return dict(record)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+from tests.integration.conftest import Process
 
 
 @pytest.fixture

@@ -118,6 +118,12 @@ class DurableStore(MemoryStore):
         super().close(event)
         for segment in self._touched.pop(event.event_id, ()):
             self._segment_refs[segment] -= 1
+        # The decision log says the event is closed until retention deletes that segment;
+        # the journal may still hold the event's decision then, so it says so too. Best
+        # effort: the decision-log line, written above, is what counts while it exists.
+        with contextlib.suppress(OSError):
+            self.journal.append([b'{"k":"c","id":' + orjson.dumps(event.event_id) + b"}"])
+            self._written += 1
 
     # -- files -------------------------------------------------------------------------------
 
@@ -201,9 +207,10 @@ class DurableStore(MemoryStore):
         """Delete journal segments no pending event needs, and decision-log segments past
         the retention bounds that no kept checkpoint needs for replay."""
         for start, path in self.journal.segments()[:-1]:
-            if self._segment_refs.get(start, 0) <= 0:
-                path.unlink(missing_ok=True)
-                self._segment_refs.pop(start, None)
+            if self._segment_refs.get(start, 0) > 0:
+                break  # only a prefix goes: a close marker never outlives its decision
+            path.unlink(missing_ok=True)
+            self._segment_refs.pop(start, None)
         now = time.time()
         for policy, log in self._logs.items():
             manifests = [m for _, m in self.checkpoints(policy).manifests() if m is not None]
@@ -314,6 +321,10 @@ def _apply(
     event_id = record.get("id")
     if not isinstance(event_id, str):
         return None
+    if kind == "c":
+        closed_ids.add(event_id)
+        pending.pop(event_id, None)
+        return event_id
     target = pending.get(event_id) or recent.get(event_id)
     if target is None:
         return event_id

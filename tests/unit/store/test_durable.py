@@ -43,8 +43,12 @@ def config(**reward: Any) -> Config:
     return make_config(p=support_policy(reward=spec, safety=[], actions=actions))
 
 
-def start(data: Path, cfg: Config, clock: Clock) -> tuple[Engine, DurableStore, Any]:
-    store, models, recovery = open_store(data, cfg, Durability(), retain_closed=10_000)
+def start(
+    data: Path, cfg: Config, clock: Clock, durability: Durability | None = None
+) -> tuple[Engine, DurableStore, Any]:
+    store, models, recovery = open_store(
+        data, cfg, durability or Durability(), retain_closed=10_000
+    )
     return Engine(cfg, store, NullListener(), clock, models=models), store, recovery
 
 
@@ -176,3 +180,23 @@ def test_a_failing_disk_refuses_instead_of_dropping(tmp_path: Path) -> None:
         engine.reward(RewardInput(event.event_id, value=1.0))
     assert engine.store.get("lost") is None
     assert engine.explain("ok").rewards == []
+
+
+def test_retention_drops_only_what_no_pending_join_or_checkpoint_needs(tmp_path: Path) -> None:
+    cfg = config()
+    clock = Clock()
+    small = Durability(segment_bytes=4096, retention_bytes=0, keep_checkpoints=1)
+    engine, store, _ = start(tmp_path, cfg, clock, small)
+    workload(engine, clock, 200)  # windows of 60 s: the last ~120 events are still pending
+    journal_before = len(list((tmp_path / "journal").glob("*.jsonl")))
+    log_dir = tmp_path / "policies" / "p" / "decisions"
+    store.checkpoint(engine.models())
+    journal_after = len(list((tmp_path / "journal").glob("*.jsonl")))
+    assert 1 < journal_after < journal_before
+    assert len(list(log_dir.glob("*.dsjson"))) == 1  # all but the active segment dropped
+    pending = engine.pending_counts()["p"]
+
+    again, _, recovery = start(tmp_path, cfg, clock, small)
+    assert recovery.pending == pending  # no pending join lost its journal records
+    assert recovery.replayed == {"p": 0}
+    assert again.policies["p"].model.learned == engine.policies["p"].model.learned
