@@ -10,6 +10,6 @@ echo "== ruff"
 "$VENV/bin/ruff" format --check .
 echo "== mypy"
 "$VENV/bin/mypy"
+bash "$ROOT/scripts/test-typescript.sh"
 echo "== pytest"
 "$VENV/bin/pytest" -n "${PYTEST_WORKERS:-auto}" "$@"
-bash "$ROOT/scripts/test-typescript.sh"
