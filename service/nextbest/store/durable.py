@@ -86,8 +86,10 @@ class DurableStore(MemoryStore):
         self.durability = durability
         self.journal = SegmentedLog(data_dir / "journal", JOURNAL, durability.segment_bytes)
         self._logs: dict[str, SegmentedLog] = {}
-        # Journal segments that still hold records of pending events must be kept.
-        self._touched: dict[str, set[int]] = {}
+        # The journal segment holding each pending event's decision, and how many pending
+        # events each segment holds: compaction deletes only a prefix of segments, so
+        # keeping the decision's segment keeps every later record of the event too.
+        self._decided_in: dict[str, int] = {}
         self._segment_refs: Counter[int] = Counter()
         self._written = 0  # appends so far
         self._synced = 0  # appends known to be on disk
@@ -97,16 +99,16 @@ class DurableStore(MemoryStore):
 
     def add(self, event: Event) -> None:
         data = codec.encode(event)
-        self._journal(event.event_id, b'{"k":"d","e":' + data + b"}")
+        self._journal(b'{"k":"d","e":' + data + b"}")
         self._keep(event, data)
+        self._track(event.event_id, self.journal.start)
 
     def add_reward(self, event: Event, reward: ReceivedReward) -> None:
-        record = orjson.dumps({"k": "r", "id": event.event_id, "r": reward})
-        self._journal(event.event_id, record)
+        self._journal(orjson.dumps({"k": "r", "id": event.event_id, "r": reward}))
         super().add_reward(event, reward)
 
     def activate(self, event: Event) -> None:
-        self._journal(event.event_id, orjson.dumps({"k": "a", "id": event.event_id}))
+        self._journal(orjson.dumps({"k": "a", "id": event.event_id}))
         super().activate(event)
 
     def close(self, event: Event) -> None:
@@ -116,7 +118,8 @@ class DurableStore(MemoryStore):
             raise _unavailable("decision log", exc) from exc
         self._written += 1
         super().close(event)
-        for segment in self._touched.pop(event.event_id, ()):
+        segment = self._decided_in.pop(event.event_id, None)
+        if segment is not None:
             self._segment_refs[segment] -= 1
         # The decision log says the event is closed until retention deletes that segment;
         # the journal may still hold the event's decision then, so it says so too. Best
@@ -138,19 +141,16 @@ class DurableStore(MemoryStore):
     def policy_dir(self, policy: str) -> Path:
         return self.data_dir / "policies" / policy
 
-    def _journal(self, event_id: str, record: bytes) -> None:
+    def _journal(self, record: bytes) -> None:
         try:
             self.journal.append([record])
         except OSError as exc:
             raise _unavailable("journal", exc) from exc
         self._written += 1
-        self._track(event_id, self.journal.start)
 
     def _track(self, event_id: str, segment: int) -> None:
-        touched = self._touched.setdefault(event_id, set())
-        if segment not in touched:
-            touched.add(segment)
-            self._segment_refs[segment] += 1
+        self._decided_in[event_id] = segment
+        self._segment_refs[segment] += 1
 
     # -- durability ----------------------------------------------------------------------------
 
@@ -247,6 +247,7 @@ def open_store(
     }
     models: dict[str, Model] = {}
     replay_from: dict[str, int] = {}
+    recovery.replayed = dict.fromkeys(config.policies, 0)
     for policy, spec in config.policies.items():
         found = store_checkpoints[policy].newest(spec.vw_args, recovery.problems)
         if found is None:
@@ -284,21 +285,19 @@ def open_store(
             recovery.replayed[policy] = replayed
 
     pending: dict[str, Event] = {}
-    touched: dict[str, set[int]] = {}
+    decided_in: dict[str, int] = {}
     starts = [start for start, _ in list_segments(data_dir / "journal", JOURNAL)]
     for seq, record in read_records(data_dir / "journal", JOURNAL, recovery.damage):
         event_id = _apply(record, pending, closed_ids, recent)
-        if event_id in pending:
-            segment = starts[bisect.bisect_right(starts, seq) - 1]
-            touched.setdefault(event_id, set()).add(segment)
+        if record.get("k") == "d" and event_id in pending:
+            decided_in[event_id] = starts[bisect.bisect_right(starts, seq) - 1]
 
     store = DurableStore(data_dir, durability, retain_closed)
     for event in recent.values():
         store._keep(event)
     for event in pending.values():
         store._keep(event)
-        for segment in touched.get(event.event_id, ()):
-            store._track(event.event_id, segment)
+        store._track(event.event_id, decided_in[event.event_id])
     for policy in config.policies:
         store.log(policy)  # open for appending, after any torn tail was cut off
     recovery.pending, recovery.closed = len(pending), len(closed_ids)
