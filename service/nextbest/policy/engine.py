@@ -95,12 +95,25 @@ class Engine:
         its arguments) raises ConfigError and the running configuration stays.
         """
         fresh: dict[str, PolicyRuntime] = {}
-        for name, policy in config.policies.items():
-            old = self.policies.get(name)
-            keep = old.model if old is not None and old.config.vw_args == policy.vw_args else None
-            fresh[name] = PolicyRuntime(name, policy, keep or self._initial_models.get(name))
+        kept: set[int] = set()
+        try:
+            for name, policy in config.policies.items():
+                old = self.policies.get(name)
+                same = old is not None and old.config.vw_args == policy.vw_args
+                model = old.model if old is not None and same else self._initial_models.get(name)
+                if model is not None:
+                    kept.add(id(model))
+                fresh[name] = PolicyRuntime(name, policy, model)
+        except Exception:
+            for runtime in fresh.values():
+                if id(runtime.model) not in kept:
+                    runtime.model.close()
+            raise
+        replaced = [rt.model for rt in self.policies.values() if id(rt.model) not in kept]
         self.policies = fresh
         self.config = config
+        for model in replaced:
+            model.close()
         for name, runtime in fresh.items():
             exp = runtime.config.exploration
             values = [(DEFAULT_INTENT_LABEL, exp.epsilon_for(""))]
