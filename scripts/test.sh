@@ -11,5 +11,7 @@ echo "== ruff"
 echo "== mypy"
 "$VENV/bin/mypy"
 bash "$ROOT/scripts/test-typescript.sh"
+echo "== adapter venvs (CrewAI and AutoGen pin what the server pins differently)"
+bash "$ROOT/scripts/test-adapters.sh" --build-only
 echo "== pytest"
-"$VENV/bin/pytest" -n "${PYTEST_WORKERS:-auto}" "$@"
+NEXTBEST_ADAPTER_VENVS="$VENV/adapters" "$VENV/bin/pytest" -n "${PYTEST_WORKERS:-auto}" "$@"

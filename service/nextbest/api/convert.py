@@ -14,6 +14,7 @@ from nextbest.policy.events import (
 from nextbest.policy.features import FeatureValue
 from nextbest.policy.requests import DecideInput, InlineAction, RewardInput
 from nextbest.policy.safety import Masked
+from nextbest_client import _values as client_values
 from nextbest_client.v1 import decision_pb2 as pb
 
 REWARD_STATUS = {
@@ -50,18 +51,9 @@ def from_features(features: Mapping[str, pb.Value], where: str) -> dict[str, Fea
     return {name: from_value(v, f"{where}[{name!r}]") for name, v in features.items()}
 
 
-def to_value(value: FeatureValue) -> pb.Value:
-    if isinstance(value, bool):
-        return pb.Value(flag=value)
-    if isinstance(value, float | int):
-        return pb.Value(number=float(value))
-    if isinstance(value, str):
-        return pb.Value(text=value)
-    return pb.Value(texts=pb.TextList(values=value))
-
-
 def to_features(features: Mapping[str, FeatureValue]) -> dict[str, pb.Value]:
-    return {name: to_value(v) for name, v in features.items()}
+    """Stored features back to proto, with the client's own encoder (one encoding)."""
+    return client_values.to_features(features, "features")
 
 
 def decide_input(req: pb.DecideRequest) -> DecideInput:

@@ -1,0 +1,117 @@
+"""CrewAI tools: :class:`ChooseNextActionTool` and :class:`ReportOutcomeTool`.
+
+Install with ``pip install nextbest-client[crewai]``. ``run`` needs a :class:`NextBest`;
+``arun`` takes either client (a sync one runs in a thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from crewai.tools import BaseTool  # type: ignore[import-not-found, unused-ignore]
+from pydantic import BaseModel, ConfigDict, Field
+
+from nextbest_client.adapters._common import (
+    CHOOSE_DESCRIPTION,
+    CHOOSE_NAME,
+    REPORT_DESCRIPTION,
+    REPORT_NAME,
+    FactsChooseArgs,
+    ReportArgs,
+    decision_answer,
+    facts_to_context,
+    reward_answer,
+    signals_or_none,
+)
+from nextbest_client.aio import AsyncNextBest
+from nextbest_client.client import NextBest
+
+
+def _sync(client: NextBest | AsyncNextBest) -> NextBest:
+    if not isinstance(client, NextBest):
+        raise TypeError("run needs a NextBest client; use arun with AsyncNextBest")
+    return client
+
+
+class ChooseNextActionTool(BaseTool):  # type: ignore[misc, unused-ignore]
+    """Asks nextbest which action to take; answers JSON with the action and its event_id.
+
+    The context is a list of ``{name, value}`` facts: CrewAI gives the model a strict JSON
+    schema, which cannot describe a free-form object (a mapping is accepted as well).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str = CHOOSE_NAME
+    description: str = CHOOSE_DESCRIPTION
+    args_schema: type[BaseModel] = FactsChooseArgs
+    client: NextBest | AsyncNextBest = Field(exclude=True)
+    policy: str
+
+    def _run(
+        self,
+        intent: str,
+        context: list[dict[str, Any]] | None = None,
+        candidates: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        **_: Any,
+    ) -> str:
+        features = facts_to_context(context)
+        d = _sync(self.client).decide(self.policy, intent, features, candidates, exclude)
+        return decision_answer(d)
+
+    async def _arun(
+        self,
+        intent: str,
+        context: list[dict[str, Any]] | None = None,
+        candidates: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        **_: Any,
+    ) -> str:
+        if isinstance(self.client, AsyncNextBest):
+            features = facts_to_context(context)
+            d = await self.client.decide(self.policy, intent, features, candidates, exclude)
+            return decision_answer(d)
+        return await asyncio.to_thread(self._run, intent, context, candidates, exclude)
+
+
+class ReportOutcomeTool(BaseTool):  # type: ignore[misc, unused-ignore]
+    """Sends the reward of a decision made by :class:`ChooseNextActionTool`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str = REPORT_NAME
+    description: str = REPORT_DESCRIPTION
+    args_schema: type[BaseModel] = ReportArgs
+    client: NextBest | AsyncNextBest = Field(exclude=True)
+
+    def _run(
+        self,
+        event_id: str,
+        value: float | None = None,
+        signals: dict[str, float] | None = None,
+        **_: Any,
+    ) -> str:
+        result = _sync(self.client).reward(event_id, value, signals=signals_or_none(signals))
+        return reward_answer(event_id, result)
+
+    async def _arun(
+        self,
+        event_id: str,
+        value: float | None = None,
+        signals: dict[str, float] | None = None,
+        **_: Any,
+    ) -> str:
+        if isinstance(self.client, AsyncNextBest):
+            result = await self.client.reward(event_id, value, signals=signals_or_none(signals))
+            return reward_answer(event_id, result)
+        return await asyncio.to_thread(self._run, event_id, value, signals)
+
+
+def nextbest_tools(
+    client: NextBest | AsyncNextBest, policy: str
+) -> list[ChooseNextActionTool | ReportOutcomeTool]:
+    """``[choose_next_action, report_outcome]``, e.g. ``Agent(tools=nextbest_tools(...))``."""
+    return [ChooseNextActionTool(client=client, policy=policy), ReportOutcomeTool(client=client)]
