@@ -7,10 +7,12 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 from nextbest.observability.logging import configure, get_logger
 from nextbest.policy.config import load_config
 from nextbest.policy.errors import ConfigError
+from nextbest.simulate import command as simulate_command
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -53,6 +55,21 @@ def _parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate a policy file")
     check.add_argument("file")
+    model = commands.add_parser("model", help="export or import a policy's VW model")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    for name, verb in (
+        ("export", "write the policy's current model to FILE"),
+        ("import", "serve FILE as the policy's model from the next start"),
+    ):
+        sub = model_commands.add_parser(name, help=verb)
+        sub.add_argument("policy")
+        sub.add_argument("file")
+        sub.add_argument("--config", default=_env("CONFIG"), required=_env("CONFIG") is None)
+        sub.add_argument("--data-dir", default=_env("DATA_DIR", "nextbest-data"))
+    simulate = commands.add_parser(
+        "simulate", help="drive the service with a simulated scenario and show it learn"
+    )
+    simulate_command.add_arguments(simulate)
     return parser
 
 
@@ -86,8 +103,29 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> int:
+    from nextbest.store.transfer import export_model, import_model
+
+    try:
+        config = load_config(args.config)
+        if args.model_command == "export":
+            learned = export_model(Path(args.data_dir), config, args.policy, Path(args.file))
+            print(f"{args.policy}: model with {learned} learned events written to {args.file}")
+        else:
+            import_model(Path(args.data_dir), config, args.policy, Path(args.file))
+            print(f"{args.policy}: {args.file} will be served from the next start")
+    except (ConfigError, OSError) as exc:
+        print(f"nextbest model {args.model_command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        return simulate_command.run(args)
+    if args.command == "model":
+        return _model(args)
     if args.command == "config":
         try:
             config = load_config(args.file)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 import pytest
@@ -139,6 +139,7 @@ class Process:
             env={**os.environ, **(env or {})},
             preexec_fn=preexec_fn,
         )
+        Process.started.append(self)
         self.lines: queue.Queue[str] = queue.Queue()
         self.records: list[dict[str, Any]] = []
         self._returned: set[int] = set()
@@ -167,7 +168,20 @@ class Process:
             except (json.JSONDecodeError, TypeError, ValueError):
                 continue
 
+    started: ClassVar[list[Process]] = []
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_servers() -> Iterator[None]:
+    """Every server process a test started is gone when the test ends, failed or not."""
+    yield
+    while Process.started:
+        process = Process.started.pop()
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(timeout=30)
