@@ -29,11 +29,6 @@ def encode(event: Event) -> bytes:
     return bytes(memoryview(orjson.dumps(event)))
 
 
-def to_dict(event: Event) -> dict[str, Any]:
-    value: dict[str, Any] = orjson.loads(encode(event))
-    return value
-
-
 def decode(data: bytes | str) -> Event:
     return from_dict(orjson.loads(data))
 

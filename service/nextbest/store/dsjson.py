@@ -53,8 +53,8 @@ def line(event: Event) -> bytes:
     }
     if event.defer_activation and not event.activated:
         record["_skipLearn"] = True
-    record["_nextbest"] = codec.to_dict(event)
-    return orjson.dumps(record)
+    # The event's own encoding is spliced in as is: no second round of dumps and loads.
+    return orjson.dumps(record)[:-1] + b',"_nextbest":' + codec.encode(event) + b"}"
 
 
 def event_of(record: dict[str, Any]) -> Event | None:

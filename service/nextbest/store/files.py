@@ -84,7 +84,8 @@ class SegmentedLog:
         return first
 
     def rotate(self) -> None:
-        self.sync()
+        os.fsync(self._fd)  # unconditionally: a sync in flight elsewhere may have cleared the flag
+        self.unsynced = False
         os.close(self._fd)
         self._open(self.directory / f"{self.seq:012d}{self.suffix}")
         fsync_dir(self.directory)
