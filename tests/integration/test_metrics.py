@@ -19,7 +19,10 @@ def scrape(url: str) -> dict[str, list[Any]]:
 
 
 def test_metrics_follow_decisions_rewards_and_joins(start_server: Any) -> None:
-    reward = {**support_policy()["reward"], "wait": "200ms"}
+    reward = {
+        **support_policy()["reward"],
+        "wait": "1s",
+    }  # rewards land inside it, even on a busy machine
     server = start_server(make_config(support=support_policy(reward=reward)))
     new_account = ctx(account_age_days=3, amount=50)
     ids = []

@@ -13,7 +13,7 @@ from tests.integration.conftest import RunningServer, ctx, wait_for
 CONTEXT = ctx(account_age_days=400, amount=50)
 
 
-def short_window(aggregation: str = "earliest", wait: str = "300ms") -> dict[str, Any]:
+def short_window(aggregation: str = "earliest", wait: str = "2s") -> dict[str, Any]:
     reward = {**support_policy()["reward"], "wait": wait, "aggregation": aggregation}
     return support_policy(reward=reward)
 
@@ -72,7 +72,7 @@ def test_an_unrewarded_event_is_learned_with_the_default(start_server: Any) -> N
 
 
 def test_deferred_events_learn_only_once_activated(start_server: Any) -> None:
-    server = start_server(make_config(p=short_window(wait="500ms")))
+    server = start_server(make_config(p=short_window(wait="1500ms")))
     kept = decide(server, defer_activation=True)
     dropped = decide(server, defer_activation=True)
     for d in (kept, dropped):
