@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 import grpc
 from google.protobuf import __version__ as protobuf_version
@@ -68,7 +68,7 @@ class ServeOptions:
     floor_response: bytes = b""
     profile: str = ""  # a path: profile the server's event-loop thread, dump pstats there
     data_dir: str = ""  # nextbest's data dir; ServerPool fills it in (a fresh directory)
-    fsync: str = "interval"  # nextbest: always | interval | never
+    fsync: Literal["always", "interval", "never"] = "interval"  # nextbest only
 
 
 class FloorServicer(rpc.DecisionServiceServicer):
@@ -228,6 +228,9 @@ async def _serve(opts: ServeOptions, conn: Connection, stream: BinaryIO | None) 
             configure,
         )
         from nextbest.settings import ServerSettings  # type: ignore[import-untyped, unused-ignore]
+        from nextbest.store.durable import (  # type: ignore[import-untyped, unused-ignore]
+            Durability,
+        )
 
         configure(opts.log_level, stream)
         nb = Server(
@@ -238,7 +241,7 @@ async def _serve(opts: ServeOptions, conn: Connection, stream: BinaryIO | None) 
                 log_level=opts.log_level,
                 grace=1.0,
                 data_dir=Path(opts.data_dir or "nextbest-data"),
-                fsync=opts.fsync,
+                durability=Durability(fsync=opts.fsync),
             )
         )
         await nb.start()

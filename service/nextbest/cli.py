@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> int:
     from nextbest.api.server import Server
     from nextbest.settings import ServerSettings
+    from nextbest.store.durable import Durability
 
     log = get_logger("nextbest")
     try:
@@ -85,7 +86,7 @@ async def _serve(args: argparse.Namespace) -> int:
             metrics_address=args.metrics_address,
             data_dir=args.data_dir,
             log_level=args.log_level,
-            fsync=args.fsync,
+            durability=Durability(fsync=args.fsync),
         )
         server = Server(settings)
         await server.start()

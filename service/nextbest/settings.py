@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nextbest.policy.requests import Limits
-from nextbest.store.durable import Durability, Fsync
+from nextbest.store.durable import Durability
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -29,14 +29,9 @@ class ServerSettings(BaseModel):
     join_tick: float = Field(0.02, gt=0, description="seconds between checks for ended windows")
     retain_closed: int = Field(50_000, ge=0, description="closed events kept in memory")
     grace: float = Field(5.0, ge=0, description="seconds in-flight RPCs get on shutdown")
-    fsync: Fsync = "interval"
-    fsync_interval: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(10_000, ge=1, description="learned events between checkpoints")
     checkpoint_interval: float = Field(60.0, gt=0, description="seconds between checkpoints")
-    keep_checkpoints: int = Field(3, ge=1)
-    log_segment_bytes: int = Field(64 << 20, ge=1 << 10)
-    log_retention_bytes: int = Field(1 << 30, ge=0, description="per policy's decision log")
-    log_retention_age: float = Field(7 * 86400.0, ge=0, description="seconds")
+    durability: Durability = Field(default_factory=Durability)
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("address", "metrics_address")
@@ -51,14 +46,3 @@ class ServerSettings(BaseModel):
         if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("use debug, info, warning, error or critical")
         return value.lower()
-
-
-def durability(settings: ServerSettings) -> Durability:
-    return Durability(
-        fsync=settings.fsync,
-        fsync_interval=settings.fsync_interval,
-        segment_bytes=settings.log_segment_bytes,
-        retention_bytes=settings.log_retention_bytes,
-        retention_age=settings.log_retention_age,
-        keep_checkpoints=settings.keep_checkpoints,
-    )

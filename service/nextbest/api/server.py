@@ -20,7 +20,7 @@ from nextbest.observability.metrics import Metrics, Telemetry
 from nextbest.policy.config import Config, load_config
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import ConfigError
-from nextbest.settings import ServerSettings, durability, split_address
+from nextbest.settings import ServerSettings, split_address
 from nextbest.store.durable import open_store
 from nextbest_client.v1 import decision_pb2, decision_pb2_grpc
 
@@ -37,7 +37,7 @@ class Server:
         config = config if config is not None else load_config(settings.config)
         try:
             self.store, models, recovery = open_store(
-                Path(settings.data_dir), config, durability(settings), settings.retain_closed
+                Path(settings.data_dir), config, settings.durability, settings.retain_closed
             )
         except OSError as exc:
             raise OSError(f"data dir {settings.data_dir}: {exc.strerror or exc}") from exc
@@ -107,7 +107,7 @@ class Server:
             policies=sorted(self.engine.policies),
             config=str(self.settings.config),
             data_dir=str(self.settings.data_dir),
-            fsync=self.settings.fsync,
+            fsync=self.settings.durability.fsync,
         )
 
     async def _join_clock(self) -> None:

@@ -82,14 +82,13 @@ class Engine:
         self.clock = clock
         self.limits = limits or Limits()
         self.policies: dict[str, PolicyRuntime] = {}
-        self._initial_models = models or {}
-        self.reload(config)
-        self._initial_models = {}
+        self.reload(config, models)
 
     # -- configuration -------------------------------------------------------------------
 
-    def reload(self, config: Config) -> None:
-        """Swap in a new configuration, keeping each model whose vw_args did not change.
+    def reload(self, config: Config, models: dict[str, Model] | None = None) -> None:
+        """Swap in a new configuration, keeping each model whose vw_args did not change
+        (policies without a model get `models[name]`, if given, or an empty one).
 
         Everything is built before anything is swapped: a config that fails (e.g. VW refuses
         its arguments) raises ConfigError and the running configuration stays.
@@ -100,7 +99,7 @@ class Engine:
             for name, policy in config.policies.items():
                 old = self.policies.get(name)
                 same = old is not None and old.config.vw_args == policy.vw_args
-                model = old.model if old is not None and same else self._initial_models.get(name)
+                model = old.model if old is not None and same else (models or {}).get(name)
                 if model is not None:
                     kept.add(id(model))
                 fresh[name] = PolicyRuntime(name, policy, model)
@@ -355,19 +354,17 @@ class Engine:
         now = self.clock() if now is None else now
         due = self.store.due(now, limit)
         for event in due:
-            try:
-                self._close(event)
-            except Unavailable:  # cannot log it now: it stays pending, tried again soon
-                self.store.reschedule(event, now + RETRY_CLOSE_AFTER)
+            self._close_now(event, now)
         return len(due)
 
-    def _close_now(self, event: Event) -> None:
-        """Close early (the join is settled); if that cannot be logged now, the join clock
-        will: the reward or activation that settled it is already kept."""
+    def _close_now(self, event: Event, now: float | None = None) -> None:
+        """Close a join; if that cannot be logged now, it stays pending and the join clock
+        tries again soon (what settled it, a reward or an activation, is already kept)."""
         try:
             self._close(event)
         except Unavailable:
-            self.store.reschedule(event, self.clock() + RETRY_CLOSE_AFTER)
+            now = self.clock() if now is None else now
+            self.store.reschedule(event, now + RETRY_CLOSE_AFTER)
 
     def _close(self, event: Event) -> None:
         """Join: aggregate, log the joined event, then learn it (log first, so a crash in

@@ -21,6 +21,7 @@ import yaml
 
 from nextbest.api.server import Server
 from nextbest.settings import ServerSettings
+from nextbest.store.durable import Durability
 
 T = TypeVar("T")
 START_TIMEOUT = 30.0
@@ -60,7 +61,8 @@ def embedded_server(config: dict[str, Any]) -> Iterator[str]:
             address="127.0.0.1:0",
             metrics_address="127.0.0.1:0",
             data_dir=Path(tmp) / "data",
-            fsync="never",  # the data dir is thrown away at exit: nothing to make durable
+            # the data dir is thrown away at exit: nothing to make durable
+            durability=Durability(fsync="never"),
         )
         loop = _LoopThread()
         try:

@@ -26,8 +26,9 @@ from nextbest.policy.features import (
 from nextbest.store import codec
 
 
-def line(event: Event) -> bytes:
-    """One DSJSON line for a closed event (status and joined reward set)."""
+def line(event: Event, encoded: bytes | None = None) -> bytes:
+    """One DSJSON line for a closed event (status and joined reward set); `encoded` is the
+    event's :func:`codec.encode` when the caller already has it."""
     n = len(event.eligible)
     order = sorted(range(n), key=lambda i: (i != event.chosen, -event.pmf[i]))
     shared: dict[str, Any] = {INTENT_NS: {escape(event.intent): 1.0}}
@@ -54,7 +55,8 @@ def line(event: Event) -> bytes:
     if event.defer_activation and not event.activated:
         record["_skipLearn"] = True
     # The event's own encoding is spliced in as is: no second round of dumps and loads.
-    return orjson.dumps(record)[:-1] + b',"_nextbest":' + codec.encode(event) + b"}"
+    encoded = codec.encode(event) if encoded is None else encoded
+    return orjson.dumps(record)[:-1] + b',"_nextbest":' + encoded + b"}"
 
 
 def event_of(record: dict[str, Any]) -> Event | None:

@@ -112,12 +112,13 @@ class DurableStore(MemoryStore):
         super().activate(event)
 
     def close(self, event: Event) -> None:
+        data = codec.encode(event)  # once, for the log line and the closed set
         try:
-            self.log(event.policy).append([dsjson.line(event)])
+            self.log(event.policy).append([dsjson.line(event, data)])
         except OSError as exc:
             raise _unavailable("decision log", exc) from exc
         self._written += 1
-        super().close(event)
+        self._retire(event, data)
         segment = self._decided_in.pop(event.event_id, None)
         if segment is not None:
             self._segment_refs[segment] -= 1

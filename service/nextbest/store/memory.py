@@ -42,11 +42,7 @@ class MemoryStore:
         self._save(event)
 
     def close(self, event: Event) -> None:
-        if self._pending.pop(event.event_id, None) is not None:
-            self._per_policy[event.policy] -= 1
-        self._closed[event.event_id] = codec.encode(event)
-        while len(self._closed) > self._retain_closed:
-            self._closed.popitem(last=False)
+        self._retire(event, codec.encode(event))
 
     def reschedule(self, event: Event, at: float) -> None:
         heapq.heappush(self._deadlines, (at, event.event_id))
@@ -65,22 +61,28 @@ class MemoryStore:
 
     # -- for subclasses and recovery -------------------------------------------------------
 
-    def _keep(self, event: Event, data: bytes | None = None) -> bytes:
-        """Hold a pending event (or a closed one, by its status); returns its bytes."""
+    def _keep(self, event: Event, data: bytes | None = None) -> None:
+        """Hold a pending event (or a closed one, by its status), encoded as `data`."""
         data = codec.encode(event) if data is None else data
         if event.join_status is not JoinStatus.PENDING:
             self._closed[event.event_id] = data
-            return data
+            return
         if event.event_id not in self._pending:
             self._per_policy[event.policy] += 1
             heapq.heappush(self._deadlines, (event.deadline, event.event_id))
         self._pending[event.event_id] = data
-        return data
 
-    def _save(self, event: Event) -> bytes:
+    def _retire(self, event: Event, data: bytes) -> None:
+        """Move a closed event, encoded as `data`, from pending to the bounded closed set."""
+        if self._pending.pop(event.event_id, None) is not None:
+            self._per_policy[event.policy] -= 1
+        self._closed[event.event_id] = data
+        while len(self._closed) > self._retain_closed:
+            self._closed.popitem(last=False)
+
+    def _save(self, event: Event) -> None:
         data = codec.encode(event)
         if event.event_id in self._pending:
             self._pending[event.event_id] = data
         elif event.event_id in self._closed:
             self._closed[event.event_id] = data
-        return data
