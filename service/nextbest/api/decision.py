@@ -35,7 +35,6 @@ class DecisionServicer(rpc.DecisionServiceServicer):
             event = self.engine.decide(convert.decide_input(request))
         except DecisionError as exc:
             await abort(context, exc)
-            raise  # unreachable: abort raises
         response = convert.decide_response(event)
         await self.commit()
         m = self.metrics
@@ -52,6 +51,8 @@ class DecisionServicer(rpc.DecisionServiceServicer):
             await abort(context, exc)
         results: list[pb.DecideBatchResult] = []
         for i, item in enumerate(request.requests):
+            if i and i % BATCH_YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let other RPCs in between items of a large batch
             try:
                 event = self.engine.decide(convert.decide_input(item))
             except DecisionError as exc:
@@ -63,8 +64,6 @@ class DecisionServicer(rpc.DecisionServiceServicer):
                 results.append(pb.DecideBatchResult(error=error))
                 continue
             results.append(pb.DecideBatchResult(decision=convert.decide_response(event)))
-            if i % BATCH_YIELD_EVERY == BATCH_YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # let other RPCs in between items of a large batch
         await self.commit()
         return pb.DecideBatchResponse(results=results)
 
@@ -73,7 +72,6 @@ class DecisionServicer(rpc.DecisionServiceServicer):
             outcome = self.engine.reward(convert.reward_input(request))
         except DecisionError as exc:
             await abort(context, exc)
-            raise
         await self.commit()
         return pb.RewardResponse(status=convert.REWARD_STATUS[outcome.status], value=outcome.value)
 
@@ -82,7 +80,6 @@ class DecisionServicer(rpc.DecisionServiceServicer):
             status = self.engine.activate(request.event_id)
         except DecisionError as exc:
             await abort(context, exc)
-            raise
         await self.commit()
         return pb.ActivateResponse(status=convert.ACTIVATION_STATUS[status])
 
@@ -91,5 +88,4 @@ class DecisionServicer(rpc.DecisionServiceServicer):
             event = self.engine.explain(request.event_id)
         except DecisionError as exc:
             await abort(context, exc)
-            raise
         return convert.explain_response(event)

@@ -6,6 +6,8 @@ client SDK raises a typed exception carrying it).
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -52,6 +54,7 @@ def to_status(exc: DecisionError) -> grpc.Status:
     return converted
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], exc: DecisionError) -> None:
-    """Abort the RPC with exc's status; never returns (grpc raises)."""
+async def abort(context: grpc.aio.ServicerContext[object, object], exc: DecisionError) -> NoReturn:
+    """Abort the RPC with exc's status (grpc raises to end the call)."""
     await context.abort_with_status(to_status(exc))
+    raise AssertionError("abort_with_status returned")  # grpc always raises

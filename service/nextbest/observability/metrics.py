@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from nextbest.observability.logging import get_logger
 from nextbest.policy.engine import EXCLUDED, NOT_A_CANDIDATE
-from nextbest.policy.events import Event, RewardStatus
+from nextbest.policy.events import Event, JoinStatus, RewardStatus
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 _CALLER_MASKS = {EXCLUDED: "caller:excluded", NOT_A_CANDIDATE: "caller:not_candidate"}
@@ -165,7 +165,7 @@ class Telemetry:
 
     def joined(self, event: Event) -> None:
         m = self.metrics
-        learned = event.join_status.value == "learned"
+        learned = event.join_status is JoinStatus.LEARNED
         m.child(m.learned if learned else m.skipped, event.policy).inc()
         self.log.info(
             "join",
