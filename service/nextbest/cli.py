@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nextbest.observability.logging import configure, get_logger
-from nextbest.policy.config import load_config
+from nextbest.policy.config import Config, load_config
 from nextbest.policy.errors import ConfigError
 from nextbest.simulate import command as simulate_command
 
@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
         help="[NEXTBEST_LOG_LEVEL]",
+    )
+    from nextbest import health
+
+    health.add_arguments(
+        commands.add_parser("health", help="exit 0 only when a server answers SERVING"),
+        _env("ADDRESS"),
     )
     config = commands.add_parser("config", help="work with policy files")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -97,7 +103,14 @@ async def _serve(args: argparse.Namespace) -> int:
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, server.reload)
+    reloads: set[asyncio.Task[bool]] = set()  # held until done: the loop keeps weak refs
+
+    def reload() -> None:
+        task = asyncio.ensure_future(server.reload_async())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await stopping.wait()
     log.info("stopping")
     await server.stop()
@@ -121,15 +134,29 @@ def _model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_vw(config: Config) -> None:
+    """Make each policy's VW workspace, as `serve` will: VW refuses some arguments that
+    only it can judge (unknown options, bad values)."""
+    from nextbest.policy.model import Model
+
+    for model in (Model(policy.vw_args) for policy in config.policies.values()):
+        model.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "simulate":
         return simulate_command.run(args)
     if args.command == "model":
         return _model(args)
+    if args.command == "health":
+        from nextbest import health
+
+        return health.run(args)
     if args.command == "config":
         try:
             config = load_config(args.file)
+            _check_vw(config)
         except ConfigError as exc:
             print(f"invalid: {exc}", file=sys.stderr)
             return 1

@@ -28,9 +28,18 @@ class ServerSettings(BaseModel):
     log_level: str = "info"
     join_tick: float = Field(0.02, gt=0, description="seconds between checks for ended windows")
     retain_closed: int = Field(50_000, ge=0, description="closed events kept in memory")
+    max_closed_bytes: int = Field(
+        256 << 20, ge=0, description="bytes of closed events kept in memory (oldest go first)"
+    )
+    max_pending_bytes: int = Field(
+        1 << 30, gt=0, description="bytes of pending events; past it Decide is shed"
+    )
     grace: float = Field(5.0, ge=0, description="seconds in-flight RPCs get on shutdown")
     checkpoint_every: int = Field(10_000, ge=1, description="learned events between checkpoints")
     checkpoint_interval: float = Field(60.0, gt=0, description="seconds between checkpoints")
+    max_receive_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="largest request accepted (gRPC's client default)"
+    )
     durability: Durability = Field(default_factory=Durability)
     limits: Limits = Field(default_factory=Limits)
 

@@ -119,3 +119,46 @@ def test_config_check() -> None:
     )
     assert ok.returncode == 0
     assert ok.stdout.startswith("support.next_step: 4 actions, 1 safety rules, mode online")
+
+
+def test_operator_mistakes_on_sighup_are_config_rejected_lines(
+    served: tuple[Process, dict[str, Any]], config_file: Path
+) -> None:
+    """Not tracebacks: a non-UTF-8 file, YAML nested too deep, a rule too costly to run."""
+    process, started = served
+    before = decide(started["grpc_address"])
+    good = config_file.read_text()
+    nested = "context.xs.exists(a, context.xs.exists(b, a == b))"
+    mistakes = {
+        "UTF-8": (good + "# caf\xe9\n").encode("latin-1"),
+        "too deep": ("policies: " + "[" * 20_000 + "]" * 20_000).encode(),
+        "nested comprehensions": good.replace("context.account_age_days < 30", nested).encode(),
+    }
+    for expected, content in mistakes.items():
+        config_file.write_bytes(content)
+        process.proc.send_signal(signal.SIGHUP)
+        rejected = process.wait_event("config_rejected")
+        assert expected in rejected["reason"], rejected
+        assert decide(started["grpc_address"]).config_version == before.config_version
+    assert process.stop() == 0
+
+
+def test_config_check_builds_the_vw_arguments(tmp_path: Path) -> None:
+    """`config check` refuses what `serve` would: VW's own verdict on vw_args included."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        EXAMPLE.read_text().replace("policies:", "policies:", 1)
+        + "\n  other:\n    actions: [{id: a}]\n    vw_args: --cb_explore_adf --no_such_option\n"
+    )
+    for path in (bad, tmp_path / "latin1.yaml"):
+        if path.name == "latin1.yaml":
+            path.write_bytes("policies:\n  caf\xe9: {}\n".encode("latin-1"))
+        checked = subprocess.run(
+            [sys.executable, "-m", "nextbest", "config", "check", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 1, checked
+        assert checked.stderr.startswith("invalid: "), checked.stderr
+        assert "Traceback" not in checked.stderr

@@ -83,6 +83,44 @@ def test_retry_with_the_same_event_id_returns_the_same_decision(server: RunningS
     assert explained.action_id == first.action_id
 
 
+def test_a_reused_event_id_never_bypasses_the_safety_rules(server: RunningServer) -> None:
+    """The conversation id as event id: a refund allowed for an old account must not be
+    replayed for a 3-day-old one."""
+    old = ctx(account_age_days=400, amount=50)
+    refund = pb.DecideRequest(
+        policy=POLICY,
+        intent="billing_dispute",
+        context=old,
+        candidate_action_ids=["offer_refund"],
+        event_id="conv-1",
+    )
+    assert server.stub.Decide(refund).action_id == "offer_refund"
+    young = pb.DecideRequest()
+    young.CopyFrom(refund)
+    young.context["account_age_days"].number = 3
+    with pytest.raises(grpc.RpcError) as err:
+        server.stub.Decide(young)
+    assert err.value.code() is grpc.StatusCode.ALREADY_EXISTS
+    assert field_violations(err.value) == ["event_id"]
+    assert server.stub.Decide(refund).action_id == "offer_refund"  # an exact retry
+
+
+def test_a_feature_bomb_is_refused_at_once(server: RunningServer) -> None:
+    """0.8 MB within every per-field limit, ~10^10 crossed features: refused, not scored."""
+    texts = pb.TextList(values=[f"t{j}-" + "x" * 20 for j in range(64)])
+    context = {f"k{i}": pb.Value(texts=texts) for i in range(256)}
+    actions = [
+        pb.Action(id=f"tool{i}", features={f"f{j}": pb.Value(texts=texts) for j in range(8)})
+        for i in range(28)
+    ]
+    bomb = pb.DecideRequest(policy=POLICY, intent="x", context=context, actions=actions)
+    assert bomb.ByteSize() > 500_000
+    with pytest.raises(grpc.RpcError) as err:
+        server.stub.Decide(bomb, timeout=10)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err.value)
+
+
 def test_decide_batch_decides_each_item_on_its_own(server: RunningServer) -> None:
     good = pb.DecideRequest(policy=POLICY, intent="login_problem", context=OLD_ACCOUNT)
     bad = pb.DecideRequest(policy=POLICY, intent="", context=OLD_ACCOUNT)

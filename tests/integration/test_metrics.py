@@ -62,5 +62,5 @@ def test_metrics_follow_decisions_rewards_and_joins(start_server: Any) -> None:
     assert [s.value for s in values if s.labels.get("le") == "1.0"] == [1.0]
     epsilons = {s.labels["intent"]: s.value for s in m["nextbest_exploration_epsilon"]}
     assert epsilons == {"*": 0.1, "billing_dispute": 0.2}
-    versions = [s.labels for s in m["nextbest_model_version_info"]]
-    assert versions == [{"policy": "support", "version": "5"}]
+    versions = [(s.labels, s.value) for s in m["nextbest_model_version"]]
+    assert versions == [({"policy": "support"}, 5)]

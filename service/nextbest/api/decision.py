@@ -1,4 +1,8 @@
-"""DecisionService over grpc.aio: translate, call the engine, translate back."""
+"""DecisionService over grpc.aio: translate, call the engine, translate back.
+
+Methods raise DecisionError for a refused request; the boundary (``api.boundary``) turns it,
+and any unexpected exception, into the call's status.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import grpc
+
 from nextbest.api import convert
-from nextbest.api.errors import abort, code_of
+from nextbest.api.boundary import INTERNAL_MESSAGE, log_bug
+from nextbest.api.errors import bounded, code_of
+from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import DecisionError
@@ -28,13 +36,11 @@ class DecisionServicer(rpc.DecisionServiceServicer):
         self.engine = engine
         self.metrics = metrics
         self.commit = commit
+        self.log = get_logger("nextbest.api")
 
     async def Decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
         started = time.perf_counter()
-        try:
-            event = self.engine.decide(convert.decide_input(request))
-        except DecisionError as exc:
-            await abort(context, exc)
+        event = self.engine.decide(convert.decide_input(request))
         response = convert.decide_response(event)
         await self.commit()
         m = self.metrics
@@ -44,48 +50,47 @@ class DecisionServicer(rpc.DecisionServiceServicer):
     async def DecideBatch(
         self, request: pb.DecideBatchRequest, context: Context
     ) -> pb.DecideBatchResponse:
-        """Every item is decided on its own; a bad item fails alone, with its index named."""
-        try:
-            check_batch(len(request.requests), self.engine.limits)
-        except DecisionError as exc:
-            await abort(context, exc)
+        """Every item is decided on its own; a bad item fails alone, with its index named.
+        So does an item that hits a bug: the items before it are kept, so their ids must
+        reach the caller."""
+        check_batch(len(request.requests), self.engine.limits)
         results: list[pb.DecideBatchResult] = []
         for i, item in enumerate(request.requests):
             if i and i % BATCH_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other RPCs in between items of a large batch
+            where = f"requests[{i}]"
             try:
                 event = self.engine.decide(convert.decide_input(item))
+                decision = convert.decide_response(event)
             except DecisionError as exc:
-                error = pb.DecideError(
-                    code=code_of(exc).value[0],
-                    message=exc.detail,
-                    field=f"requests[{i}].{exc.field}" if exc.field else f"requests[{i}]",
-                )
-                results.append(pb.DecideBatchResult(error=error))
+                field = f"{where}.{exc.field}" if exc.field else where
+                results.append(self._failed(code_of(exc), exc.detail, field))
                 continue
-            results.append(pb.DecideBatchResult(decision=convert.decide_response(event)))
+            except Exception:
+                log_bug(self.log, "DecideBatch", item, item=i)
+                results.append(self._failed(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, where))
+                continue
+            results.append(pb.DecideBatchResult(decision=decision))
         await self.commit()
         return pb.DecideBatchResponse(results=results)
 
     async def Reward(self, request: pb.RewardRequest, context: Context) -> pb.RewardResponse:
-        try:
-            outcome = self.engine.reward(convert.reward_input(request))
-        except DecisionError as exc:
-            await abort(context, exc)
+        outcome = self.engine.reward(convert.reward_input(request))
         await self.commit()
         return pb.RewardResponse(status=convert.REWARD_STATUS[outcome.status], value=outcome.value)
 
     async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.ActivateResponse:
-        try:
-            status = self.engine.activate(request.event_id)
-        except DecisionError as exc:
-            await abort(context, exc)
+        status = self.engine.activate(request.event_id)
         await self.commit()
         return pb.ActivateResponse(status=convert.ACTIVATION_STATUS[status])
 
     async def Explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
-        try:
-            event = self.engine.explain(request.event_id)
-        except DecisionError as exc:
-            await abort(context, exc)
+        event = self.engine.explain(request.event_id)
         return convert.explain_response(event)
+
+    def _failed(self, code: grpc.StatusCode, message: str, field: str) -> pb.DecideBatchResult:
+        """One failed batch item, counted like an error status of DecideBatch."""
+        m = self.metrics
+        m.child(m.errors, "DecideBatch", code.name).inc()
+        error = pb.DecideError(code=code.value[0], message=bounded(message), field=bounded(field))
+        return pb.DecideBatchResult(error=error)

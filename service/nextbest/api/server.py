@@ -13,16 +13,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from nextbest.api.boundary import add_decision_service
 from nextbest.api.decision import DecisionServicer
 from nextbest.observability.http import serve_metrics
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics, Telemetry
 from nextbest.policy.config import Config, load_config
-from nextbest.policy.engine import Engine
+from nextbest.policy.engine import Engine, PreparedConfig
 from nextbest.policy.errors import ConfigError
 from nextbest.settings import ServerSettings, split_address
 from nextbest.store.durable import open_store
-from nextbest_client.v1 import decision_pb2, decision_pb2_grpc
+from nextbest.store.lock import DataDirError
+from nextbest_client.v1 import decision_pb2
 
 SERVICE_NAME = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
 
@@ -37,8 +39,15 @@ class Server:
         config = config if config is not None else load_config(settings.config)
         try:
             self.store, models, recovery = open_store(
-                Path(settings.data_dir), config, settings.durability, settings.retain_closed
+                Path(settings.data_dir),
+                config,
+                settings.durability,
+                settings.retain_closed,
+                max_pending_bytes=settings.max_pending_bytes,
+                max_closed_bytes=settings.max_closed_bytes,
             )
+        except DataDirError:  # its message names the data dir and the reason
+            raise
         except OSError as exc:
             raise OSError(f"data dir {settings.data_dir}: {exc.strerror or exc}") from exc
         self.log.info(
@@ -58,7 +67,7 @@ class Server:
         self.engine = Engine(
             config,
             self.store,
-            Telemetry(self.metrics),
+            Telemetry(self.metrics, lambda policy: self.engine.policies[policy].catalog),
             time.time,
             settings.limits,
             models=models,
@@ -73,13 +82,17 @@ class Server:
         self._http: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._health = health.aio.HealthServicer()
-        self._learned_at_checkpoint = self._learned()
+        self._reloading = asyncio.Lock()
         self._checkpointed_at = time.monotonic()
+        self._checkpoint_backoff = 0.0  # seconds; doubles after each failed checkpoint
+        self._checkpoint_retry_at = 0.0  # monotonic time before which none is tried
+        self._failure_reported = False
 
     async def start(self) -> None:
-        server = grpc.aio.server()
-        decision_pb2_grpc.add_DecisionServiceServicer_to_server(
-            DecisionServicer(self.engine, self.metrics, self.store.commit), server
+        limit = self.settings.max_receive_message_bytes
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
+        add_decision_service(
+            DecisionServicer(self.engine, self.metrics, self.store.commit), server, self.metrics
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -122,15 +135,23 @@ class Server:
             except Exception:  # a bug must not stop learning for good; it is logged loudly
                 self.log.exception("join_clock_failed")
                 closed = 0
+            if self.store.failure is not None and not self._failure_reported:
+                # An fsync failed: the store refuses writes until a restart recovers from
+                # what the disk holds; say so, and let health checks restart the process.
+                self._failure_reported = True
+                self.log.error("data_dir_failed", reason=self.store.failure)
+                for name in ("", SERVICE_NAME):
+                    await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
             await asyncio.sleep(0 if closed == limit else self.settings.join_tick)
 
-    def _learned(self) -> int:
-        return sum(model.learned for model in self.engine.models().values())
-
     def _maybe_checkpoint(self, force: bool = False) -> None:
-        learned = self._learned()
-        new = learned - self._learned_at_checkpoint
-        due = time.monotonic() - self._checkpointed_at >= self.settings.checkpoint_interval
+        """Checkpoint when due; after a failure, not before its back-off ends (unless
+        forced, at shutdown)."""
+        now = time.monotonic()
+        if not force and now < self._checkpoint_retry_at:
+            return
+        new = self.store.unsaved(self.engine.models())  # per policy: reloads change models
+        due = now - self._checkpointed_at >= self.settings.checkpoint_interval
         if new > 0 and (force or due or new >= self.settings.checkpoint_every):
             self.checkpoint()
 
@@ -139,9 +160,15 @@ class Server:
         try:
             saved = self.store.checkpoint(self.engine.models())
         except OSError as exc:  # disk full: keep serving; the journal and logs still hold all
-            self.log.error("checkpoint_failed", reason=exc.strerror or str(exc))
+            self._checkpoint_backoff = min(max(2 * self._checkpoint_backoff, 1.0), 60.0)
+            self._checkpoint_retry_at = time.monotonic() + self._checkpoint_backoff
+            self.log.error(
+                "checkpoint_failed",
+                reason=exc.strerror or str(exc),
+                retry_in=self._checkpoint_backoff,
+            )
             return
-        self._learned_at_checkpoint = self._learned()
+        self._checkpoint_backoff = self._checkpoint_retry_at = 0.0
         self._checkpointed_at = time.monotonic()
         if saved:
             self.log.info("checkpoint", learned=saved)
@@ -150,10 +177,35 @@ class Server:
         """Re-read the config file; a bad one is logged and the running config stays."""
         path = path or self.settings.config
         try:
-            self.engine.reload(load_config(path))
-        except ConfigError as exc:
+            prepared = self.engine.prepare(load_config(path))
+        except Exception as exc:
+            return self._rejected(path, exc)
+        return self._install(path, prepared)
+
+    async def reload_async(self, path: Path | None = None) -> bool:
+        """`reload` with the slow part (parsing, compiling rules, making VW workspaces) on
+        a thread, so a large file or rule never stalls the calls being served; reloads run
+        one at a time."""
+        path = path or self.settings.config
+        async with self._reloading:
+            try:
+                config = await asyncio.to_thread(load_config, path)
+                prepared = await asyncio.to_thread(self.engine.prepare, config)
+            except Exception as exc:
+                return self._rejected(path, exc)
+            return self._install(path, prepared)
+
+    def _rejected(self, path: Path, exc: Exception) -> bool:
+        if isinstance(exc, ConfigError):
             self.log.error("config_rejected", config=str(path), reason=str(exc))
-            return False
+        else:  # not foreseen, but the running config must stay all the same
+            self.log.error(
+                "config_rejected", config=str(path), reason=repr(exc)[:500], exc_info=exc
+            )
+        return False
+
+    def _install(self, path: Path, prepared: PreparedConfig) -> bool:
+        self.engine.install(prepared)
         self.log.info("config_reloaded", config=str(path), policies=sorted(self.engine.policies))
         return True
 
@@ -171,7 +223,10 @@ class Server:
             self._http.shutdown()
             self._http.server_close()
         self._maybe_checkpoint(force=True)
-        self.store.close_files()
+        try:
+            self.store.close_files()
+        except OSError as exc:  # a failed fsync: recovery will read what the disk holds
+            self.log.error("close_failed", reason=exc.strerror or str(exc))
         self.engine.close()
         self.log.info("stopped")
 

@@ -1,8 +1,13 @@
-"""Prometheus metrics. The names are a contract: deploy/ dashboards and alerts use them."""
+"""Prometheus metrics. The names are a contract: deploy/ dashboards and alerts use them.
+
+Label values come from the config or from fixed sets, never from callers (each new value
+is a new series, kept forever): an inline action is counted as INLINE_ACTION.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -16,6 +21,10 @@ from nextbest.policy.events import Event, JoinStatus, RewardStatus
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 _CALLER_MASKS = {EXCLUDED: "caller:excluded", NOT_A_CANDIDATE: "caller:not_candidate"}
 _REWARD_BUCKETS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+# From a reward that settles at once (`earliest`) to a window's end (`reward.wait`, 10m default)
+_JOIN_DELAY_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600)
+INLINE_ACTION = "(inline)"  # the action label of every action a request brought
+CONFIG_RELOAD = "reload"  # the kind of config change a SIGHUP makes (the admin API adds others)
 
 
 class _EngineState(Collector):
@@ -34,14 +43,14 @@ class _EngineState(Collector):
         for policy, n in sorted(self._pending().items()):
             pending.add_metric([policy], n)
         yield pending
-        info = GaugeMetricFamily(
-            "nextbest_model_version_info",
-            "Version of the model serving each policy (always 1)",
-            labels=["policy", "version"],
+        version = GaugeMetricFamily(
+            "nextbest_model_version",
+            "Version of the model serving each policy: the number of events it learned",
+            labels=["policy"],
         )
-        for policy, version in sorted(self._versions().items()):
-            info.add_metric([policy, version], 1)
-        yield info
+        for policy, value in sorted(self._versions().items()):
+            version.add_metric([policy], float(value))
+        yield version
 
 
 class Metrics:
@@ -102,12 +111,58 @@ class Metrics:
             ["policy", "agree"],
             registry=r,
         )
+        self.join_failures = Counter(
+            "nextbest_join_failures",
+            "Joins that could not be closed (logged); each is retried",
+            ["policy"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "nextbest_errors",
+            "Error statuses answered, by method and gRPC code (DecideBatch: also each failed item)",
+            ["method", "code"],
+            registry=r,
+        )
+        self.join_delay = Histogram(
+            "nextbest_join_delay_seconds",
+            "Time from a decision to the close of its join, in seconds",
+            ["policy"],
+            buckets=_JOIN_DELAY_BUCKETS,
+            registry=r,
+        )
+        self.joined_reward = Histogram(
+            "nextbest_joined_reward",
+            "Reward each closed join settled on (the policy's default when none came)",
+            ["policy"],
+            buckets=_REWARD_BUCKETS,
+            registry=r,
+        )
+        self.default_rewards = Counter(
+            "nextbest_default_rewards",
+            "Joins closed with no accepted reward (learned, if at all, with reward.default)",
+            ["policy"],
+            registry=r,
+        )
+        self.model_updated = Gauge(
+            "nextbest_model_last_update_timestamp_seconds",
+            "Unix time the policy's model last learned an event (until the first since this "
+            "process started or the policy was added: that time)",
+            ["policy"],
+            registry=r,
+        )
+        self.config_changes = Counter(
+            "nextbest_config_changes",
+            "Changes of a policy's config version, by kind (reload: SIGHUP)",
+            ["policy", "kind"],
+            registry=r,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def watch(
         self, pending: Callable[[], dict[str, int]], versions: Callable[[], dict[str, str]]
     ) -> None:
-        """Export the engine's pending joins and model versions, read at scrape time."""
+        """Export the engine's pending joins and model versions (learned counts, as
+        strings), read at scrape time."""
         self.registry.register(_EngineState(pending, versions))
 
     def child(self, metric: Any, *labels: str) -> Any:
@@ -122,19 +177,37 @@ class Metrics:
 class Telemetry:
     """The engine's listener: metrics plus one JSON log line per decision, reward and join."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        catalog: Callable[[str], Container[str]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`catalog(policy)`: the policy's catalog action ids, the only ids used as labels
+        (None: every id is, for tools whose requests bring no inline actions). `clock`: the
+        engine's, in Unix seconds (join delays, the time of the last model update)."""
         self.metrics = metrics
+        self.catalog = catalog
+        self.clock = clock
         self.log = get_logger("nextbest")
+        self._config_versions: dict[str, str] = {}
+
+    def _action_label(self, policy: str, action_id: str) -> str:
+        if self.catalog is None or action_id in self.catalog(policy):
+            return action_id
+        return INLINE_ACTION
 
     def decided(self, event: Event) -> None:
         m = self.metrics
         action = event.action_id
+        label = self._action_label(event.policy, action)
         m.child(
-            m.decisions, event.policy, action, _flag(event.explored), _flag(event.fallback)
+            m.decisions, event.policy, label, _flag(event.explored), _flag(event.fallback)
         ).inc()
         for masked in event.masked:
             rule = masked.rule or _CALLER_MASKS.get(masked.reason, "caller")
-            m.child(m.masked, event.policy, masked.action_id, rule).inc()
+            label = self._action_label(event.policy, masked.action_id)
+            m.child(m.masked, event.policy, label, rule).inc()
         if event.mode == "apprentice":
             agree = event.eligible[event.greedy].id == action
             m.child(m.apprentice, event.policy, _flag(agree)).inc()
@@ -165,8 +238,17 @@ class Telemetry:
 
     def joined(self, event: Event) -> None:
         m = self.metrics
+        policy = event.policy
         learned = event.join_status is JoinStatus.LEARNED
-        m.child(m.learned if learned else m.skipped, event.policy).inc()
+        m.child(m.learned if learned else m.skipped, policy).inc()
+        now = self.clock()
+        m.child(m.join_delay, policy).observe(max(now - event.decided_at, 0.0))
+        if event.joined_reward is not None:  # None: its policy was removed by a reload
+            m.child(m.joined_reward, policy).observe(event.joined_reward)
+            if not event.accepted_values():
+                m.child(m.default_rewards, policy).inc()
+        if learned:
+            m.child(m.model_updated, policy).set(now)
         self.log.info(
             "join",
             event_id=event.event_id,
@@ -175,9 +257,26 @@ class Telemetry:
             reward=event.joined_reward,
         )
 
+    def join_failed(self, event: Event, reason: str) -> None:
+        self.metrics.child(self.metrics.join_failures, event.policy).inc()
+        self.log.warning("join_failed", event_id=event.event_id, policy=event.policy, reason=reason)
+
     def epsilons(self, policy: str, values: Iterable[tuple[str, float]]) -> None:
         for intent, eps in values:
             self.metrics.epsilon.labels(policy, intent).set(eps)
+
+    def configured(self, policy: str, version: str) -> None:
+        """Count a change of the policy's config version. A policy seen for the first time
+        (at start, or added by a reload) starts its series at 0, so that `increase()` sees
+        its first change, and its model's last update at now."""
+        m = self.metrics
+        previous = self._config_versions.get(policy)
+        self._config_versions[policy] = version
+        changes = m.child(m.config_changes, policy, CONFIG_RELOAD)
+        if previous is None:
+            m.child(m.model_updated, policy).set(self.clock())
+        elif previous != version:
+            changes.inc()
 
 
 def _flag(value: bool) -> str:

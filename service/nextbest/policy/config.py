@@ -31,6 +31,16 @@ from nextbest.policy.vw_args import DEFAULT_VW_ARGS, check_vw_args
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# A rule runs for every decision (per action when it reads `action`): its cost is bounded
+# by its size and by how many list comprehensions it runs, none nested (lists hold at most
+# 64 texts, so one comprehension is at most 64 steps).
+MAX_RULE_LENGTH = 4096
+MAX_COMPREHENSIONS = 4
+_STRING = re.compile(  # CEL string literals: triple-quoted, then single-line (escapes)
+    r"[rRbB]*(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\")",
+    re.S,
+)
+_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\($")
 
 
 def parse_duration(value: Any) -> float:
@@ -104,11 +114,36 @@ class SafetyRule(_Strict):
     @field_validator("deny_when")
     @classmethod
     def _compiles(cls, expression: str) -> str:
+        if len(expression) > MAX_RULE_LENGTH:
+            raise ValueError(f"is {len(expression)} characters, at most {MAX_RULE_LENGTH} allowed")
+        _check_comprehensions(expression)
         try:
             cel.compile(expression)
-        except (ValueError, RuntimeError) as exc:
-            raise ValueError(f"invalid CEL expression: {exc}") from exc
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # the CEL library can also panic (a pyo3 BaseException)
+            raise ValueError(f"invalid CEL expression: {str(exc)[:300]}") from None
         return expression
+
+
+def _check_comprehensions(expression: str) -> None:
+    """At most MAX_COMPREHENSIONS macros (all, exists, exists_one, map, filter), none inside
+    another: nested ones multiply (64 × 64 × … steps per decision)."""
+    code = _STRING.sub('""', expression)
+    stack: list[bool] = []  # per open parenthesis: does it open a comprehension?
+    count = 0
+    for i, char in enumerate(code):
+        if char == "(":
+            macro = bool(_MACRO.search(code[max(0, i - 32) : i + 1]))
+            if macro:
+                count += 1
+                if any(stack):
+                    raise ValueError("nested comprehensions are not allowed (cost grows as n^k)")
+            stack.append(macro)
+        elif char == ")" and stack:
+            stack.pop()
+    if count > MAX_COMPREHENSIONS:
+        raise ValueError(f"has {count} comprehensions, at most {MAX_COMPREHENSIONS} allowed")
 
 
 class SignalSpec(_Strict):
@@ -226,7 +261,14 @@ def load_config(path: str | Path) -> Config:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(data, str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deep") from None
+    try:
+        return parse_config(data, str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep") from None

@@ -6,9 +6,12 @@ one thread (the gRPC server's event loop), which also keeps each VW model single
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import orjson
 
 from nextbest.policy import exploration, rewards
 from nextbest.policy.config import Config, PolicyConfig
@@ -17,7 +20,7 @@ from nextbest.policy.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    Unavailable,
+    ResourceExhausted,
 )
 from nextbest.policy.events import (
     ActivationStatus,
@@ -27,17 +30,32 @@ from nextbest.policy.events import (
     ReceivedReward,
     RewardStatus,
 )
-from nextbest.policy.features import FeatureValue, action_line, shared_line
+from nextbest.policy.features import (
+    FeatureValue,
+    action_line,
+    count_features,
+    interaction_features,
+    shared_line,
+)
 from nextbest.policy.model import Model
 from nextbest.policy.ports import EventStore, Listener
-from nextbest.policy.requests import DecideInput, Limits, RewardInput, check_decide, check_reward
+from nextbest.policy.requests import (
+    DecideInput,
+    Limits,
+    RewardInput,
+    check_decide,
+    check_event_id,
+    check_reward,
+)
 from nextbest.policy.safety import CandidateView, Masked, SafetyRules
+from nextbest.policy.vw_args import interactions
 
 NOT_A_CANDIDATE = "not among the request's candidate_action_ids"
 EXCLUDED = "excluded by the caller"
 LEARNING_MODES = frozenset({"online", "apprentice"})
 DEFAULT_INTENT_LABEL = "*"
-RETRY_CLOSE_AFTER = 1.0  # seconds before a join that could not be logged is tried again
+RETRY_CLOSE_AFTER = 1.0  # seconds before a join that could not be closed is tried again
+MAX_RETRY_CLOSE_AFTER = 60.0  # the backoff's cap
 
 
 class PolicyRuntime:
@@ -51,11 +69,42 @@ class PolicyRuntime:
             a.id: _eligible(a.id, dict(a.features), a.explore) for a in config.actions
         }
         self.rules = SafetyRules(config.safety)
+        self.crossings = interactions(config.vw_args)
         self.model = model if model is not None else Model(config.vw_args)
 
 
 def _eligible(action_id: str, features: dict[str, FeatureValue], explore: bool) -> EligibleAction:
     return EligibleAction(action_id, features, explore, action_line(action_id, features))
+
+
+def fingerprint(req: DecideInput) -> str:
+    """A digest of everything that shapes a decision: an event id is bound to it, so a
+    retry gets the stored decision and another request with a used id is refused (it could
+    otherwise get an action its own context forbids)."""
+    data = orjson.dumps(
+        [
+            req.policy,
+            req.intent,
+            req.context,
+            req.candidate_action_ids,
+            [[a.id, a.features] for a in req.actions],
+            req.excluded_action_ids,
+            req.baseline_action_id,
+            req.defer_activation,
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class PreparedConfig:
+    """A configuration built and checked (rules compiled, VW workspaces made), ready to be
+    swapped in; building is slow, so a server may do it off its event loop."""
+
+    def __init__(self, config: Config, policies: dict[str, PolicyRuntime], kept: set[int]):
+        self.config = config
+        self.policies = policies
+        self.kept = kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +131,26 @@ class Engine:
         self.clock = clock
         self.limits = limits or Limits()
         self.policies: dict[str, PolicyRuntime] = {}
+        self._close_failures: dict[str, int] = {}  # event id → failed attempts, for backoff
         self.reload(config, models)
 
     # -- configuration -------------------------------------------------------------------
 
     def reload(self, config: Config, models: dict[str, Model] | None = None) -> None:
-        """Swap in a new configuration, keeping each model whose vw_args did not change
-        (policies without a model get `models[name]`, if given, or an empty one).
+        """Swap in a new configuration (see `prepare` and `install`)."""
+        self.install(self.prepare(config, models))
 
-        Everything is built before anything is swapped: a config that fails (e.g. VW refuses
-        its arguments) raises ConfigError and the running configuration stays.
+    def prepare(self, config: Config, models: dict[str, Model] | None = None) -> PreparedConfig:
+        """Build a configuration, keeping each model whose vw_args did not change (policies
+        without a model get `models[name]`, if given, or an empty one). Changes nothing: a
+        config that fails (e.g. VW refuses its arguments) raises ConfigError.
         """
         fresh: dict[str, PolicyRuntime] = {}
         kept: set[int] = set()
+        current = self.policies
         try:
             for name, policy in config.policies.items():
-                old = self.policies.get(name)
+                old = current.get(name)
                 same = old is not None and old.config.vw_args == policy.vw_args
                 model = old.model if old is not None and same else (models or {}).get(name)
                 if model is not None:
@@ -108,9 +161,14 @@ class Engine:
                 if id(runtime.model) not in kept:
                     runtime.model.close()
             raise
-        replaced = [rt.model for rt in self.policies.values() if id(rt.model) not in kept]
+        return PreparedConfig(config, fresh, kept)
+
+    def install(self, prepared: PreparedConfig) -> None:
+        """Swap a prepared configuration in; the models it does not keep are closed."""
+        fresh = prepared.policies
+        replaced = [rt.model for rt in self.policies.values() if id(rt.model) not in prepared.kept]
         self.policies = fresh
-        self.config = config
+        self.config = prepared.config
         for model in replaced:
             model.close()
         for name, runtime in fresh.items():
@@ -118,6 +176,7 @@ class Engine:
             values = [(DEFAULT_INTENT_LABEL, exp.epsilon_for(""))]
             values += [(intent, exp.epsilon_for(intent)) for intent in exp.per_intent]
             self.listener.epsilons(name, values)
+            self.listener.configured(name, runtime.version)
 
     def policy(self, name: str, where: str = "policy") -> PolicyRuntime:
         runtime = self.policies.get(name)
@@ -130,6 +189,7 @@ class Engine:
     def decide(self, req: DecideInput) -> Event:
         """Validate, mask, score, explore, sample; keep the event pending for its join."""
         check_decide(req, self.limits)
+        digest = fingerprint(req)
         if req.event_id:
             existing = self.store.get(req.event_id)
             if existing is not None:
@@ -138,7 +198,19 @@ class Engine:
                         f"event {req.event_id!r} belongs to policy {existing.policy!r}",
                         "event_id",
                     )
+                if existing.fingerprint and existing.fingerprint != digest:
+                    raise AlreadyExists(
+                        f"event {req.event_id!r} was decided for another request; a retry "
+                        "must repeat the request exactly, a new decision needs a new id",
+                        "event_id",
+                    )
                 return existing  # a retried call: the same decision, not a second event
+            if self.store.used(req.event_id):
+                raise AlreadyExists(
+                    f"event {req.event_id!r} was used before (no longer kept); "
+                    "a new decision needs a new id",
+                    "event_id",
+                )
         rt = self.policy(req.policy)
         candidates, masked = self._candidates(rt, req)
         views = [CandidateView(a.id, a.features) for a in candidates]
@@ -150,7 +222,33 @@ class Engine:
         if not eligible:
             eligible = [self._fallback(rt, req, masked)]
             fallback = True
-        return self._choose(rt, req, eligible, masked, fallback)
+        self._check_cost(rt, req, eligible)
+        return self._choose(rt, req, eligible, masked, fallback, digest)
+
+    def _check_cost(
+        self, rt: PolicyRuntime, req: DecideInput, eligible: list[EligibleAction]
+    ) -> None:
+        """Bound the example VW would build: its features, and what the policy's
+        interactions make of them (scoring time grows with the latter, on the event loop)."""
+        limits = self.limits
+        context = count_features(req.context)
+        actions = [1 + count_features(a.features) for a in eligible]
+        total = 1 + context + sum(actions)
+        if total > limits.max_example_features:
+            raise InvalidArgument(
+                f"the example would have {total} features (intent, context and every "
+                f"eligible action), at most {limits.max_example_features} allowed",
+                "context" if context >= total - context else "actions",
+            )
+        crossed = interaction_features(rt.crossings, 1, context, actions)
+        if crossed > limits.max_interaction_features:
+            raise InvalidArgument(
+                f"policy {rt.name!r} would cross these features into {crossed} interaction "
+                f"features (vw_args interactions {rt.crossings}), at most "
+                f"{limits.max_interaction_features} allowed: send fewer context features "
+                "or actions",
+                "context",
+            )
 
     def _candidates(
         self, rt: PolicyRuntime, req: DecideInput
@@ -225,6 +323,7 @@ class Engine:
         eligible: list[EligibleAction],
         masked: list[Masked],
         fallback: bool,
+        digest: str,
     ) -> Event:
         shared = shared_line(req.intent, req.context)
         costs = rt.model.costs([shared, *(a.line for a in eligible)])
@@ -279,6 +378,7 @@ class Engine:
             deadline=now + rt.config.reward.wait,
             baseline_action_id=req.baseline_action_id,
             defer_activation=req.defer_activation,
+            fingerprint=digest,
         )
         self.store.add(event)
         self.listener.decided(event)
@@ -306,6 +406,12 @@ class Engine:
             for previous in event.rewards:
                 if previous.reward_id == req.reward_id:
                     return RewardOutcome(RewardStatus.DUPLICATE, previous.value)
+        if len(event.rewards) >= self.limits.max_rewards_per_event:
+            raise ResourceExhausted(
+                f"event {req.event_id!r} has {len(event.rewards)} rewards, at most "
+                f"{self.limits.max_rewards_per_event} are kept per event",
+                "event_id",
+            )
         if req.value is not None:
             value = rewards.clip(spec, req.value)
         else:
@@ -322,8 +428,7 @@ class Engine:
 
     def activate(self, event_id: str) -> ActivationStatus:
         """Mark a deferred event as acted on, so that its join is learned."""
-        if not event_id:
-            raise InvalidArgument("must not be empty", "event_id")
+        check_event_id(event_id, "event_id", self.limits)
         event = self._event(event_id)
         if not event.defer_activation or event.activated:
             return ActivationStatus.ALREADY_ACTIVE
@@ -336,8 +441,7 @@ class Engine:
         return ActivationStatus.ACTIVATED
 
     def explain(self, event_id: str) -> Event:
-        if not event_id:
-            raise InvalidArgument("must not be empty", "event_id")
+        check_event_id(event_id, "event_id", self.limits)
         return self._event(event_id)
 
     # -- joins ---------------------------------------------------------------------------------
@@ -350,7 +454,8 @@ class Engine:
         )
 
     def close_due(self, now: float | None = None, limit: int = 1000) -> int:
-        """Close the joins whose window has ended; returns how many were handled."""
+        """Close the joins whose window has ended; returns how many were handled. Each is
+        closed on its own: one that fails is retried later and never holds up the rest."""
         now = self.clock() if now is None else now
         due = self.store.due(now, limit)
         for event in due:
@@ -358,19 +463,31 @@ class Engine:
         return len(due)
 
     def _close_now(self, event: Event, now: float | None = None) -> None:
-        """Close a join; if that cannot be logged now, it stays pending and the join clock
-        tries again soon (what settled it, a reward or an activation, is already kept)."""
+        """Close a join; if that fails (the log cannot be written, or anything else), the
+        event stays pending and is tried again with a growing delay (what settled it, a
+        reward or an activation, is already kept)."""
         try:
             self._close(event)
-        except Unavailable:
+        except Exception as exc:
+            failures = self._close_failures.get(event.event_id, 0) + 1
+            self._close_failures[event.event_id] = failures
+            delay = min(RETRY_CLOSE_AFTER * 2 ** (failures - 1), MAX_RETRY_CLOSE_AFTER)
             now = self.clock() if now is None else now
-            self.store.reschedule(event, now + RETRY_CLOSE_AFTER)
+            self.store.reschedule(event, now + delay)
+            self.listener.join_failed(event, str(exc) or type(exc).__name__)
+        else:
+            self._close_failures.pop(event.event_id, None)
 
     def _close(self, event: Event) -> None:
-        """Join: aggregate, log the joined event, then learn it (log first, so a crash in
-        between is repaired by replaying the log, never by learning an event twice)."""
+        """Join: aggregate, log the joined event, then learn it. The example is parsed
+        before anything is logged, so the log never says "learned" of an event VW refused;
+        logging comes before learning, so a crash in between is repaired by replaying the
+        log, never by learning an event twice. Whether to learn is the mode recorded at
+        decision: exploration paid for in `online` is learned after a switch to `frozen`,
+        and an exploit-only decision is never learned as if it had explored."""
         rt = self.policies.get(event.policy)
-        learn = False
+        example = None
+        joined = 0.0
         if rt is None:  # the policy was removed by a reload: nothing left to learn into
             event.join_status = JoinStatus.SKIPPED
         else:
@@ -382,17 +499,25 @@ class Engine:
                 else spec.default
             )
             event.joined_reward = joined
-            learn = rt.config.mode in LEARNING_MODES and (
-                not event.defer_activation or event.activated
-            )
+            learn = event.mode in LEARNING_MODES and (not event.defer_activation or event.activated)
+            if learn:
+                try:
+                    example = rt.model.example(
+                        event.vw_lines(), event.chosen, -joined, event.probability
+                    )
+                except Exception as exc:  # no retry makes VW take it: log it as not learned
+                    self.listener.join_failed(event, f"VW refused the example: {exc}")
+                    learn = False
             event.join_status = JoinStatus.LEARNED if learn else JoinStatus.SKIPPED
         try:
             self.store.close(event)
-        except Unavailable:
+        except Exception:
             event.join_status, event.joined_reward = JoinStatus.PENDING, None
+            if example is not None and rt is not None:
+                rt.model.discard(example)
             raise
-        if learn and rt is not None:
-            rt.model.learn(event.vw_lines(), event.chosen, -joined, event.probability)
+        if example is not None and rt is not None:
+            rt.model.learn_example(example)
         self.listener.joined(event)
 
     def models(self) -> dict[str, Model]:

@@ -32,6 +32,11 @@ class AlreadyExists(DecisionError):
     """An event id reused for another policy."""
 
 
+class ResourceExhausted(DecisionError):
+    """A bound that protects every caller is reached (pending bytes, rewards per event):
+    this request is shed, nothing was kept, and it may succeed later."""
+
+
 class Unavailable(DecisionError):
     """The store cannot keep the change (disk full, read-only): nothing was acknowledged."""
 

@@ -73,6 +73,7 @@ class Event:
     deadline: float
     baseline_action_id: str = ""
     defer_activation: bool = False
+    fingerprint: str = ""  # of the request that made it: a reused event id must match it
     activated: bool = False
     rewards: list[ReceivedReward] = field(default_factory=list)
     join_status: JoinStatus = JoinStatus.PENDING

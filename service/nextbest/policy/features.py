@@ -10,7 +10,10 @@ Where each part of a decision lands, so that the default interactions (``-q ia -
   are still told apart), then its features encoded as the context is.
 
 Names and values may hold any character. VW's text format gives meaning to whitespace,
-``|`` and ``:``, so everything outside a small safe set is percent-encoded (``%7C``). The
+``|`` and ``:``, so everything outside a small safe set is percent-encoded (``%7C``). Two
+more tokens are syntax in disguise, so their first character is percent-encoded too: a
+token of digits only (VW hashes ``7``, ``007`` and ``2^64+7`` as the same number), and one
+starting with ``_`` (a DSJSON directive such as ``_multi`` or ``_label_cost``). The
 encoding is injective, so distinct inputs stay distinct features, and a readable name stays
 readable in the DSJSON log.
 """
@@ -31,15 +34,19 @@ ACTION_NS = "a"
 MAX_MAGNITUDE = 1e18
 TINY = 1e-20
 
-_SAFE = re.compile(r"[A-Za-z0-9_.\-/]*")
+_SAFE = re.compile(r"(?![0-9]*$)(?!_)[A-Za-z0-9_.\-/]*")
 _SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/")
 
 
 def escape(token: str) -> str:
-    """Make a name or value safe for VW's text format; injective, identity on safe tokens."""
+    """Make a name or value safe for VW's text format and DSJSON; injective, identity on
+    safe tokens (see the module docstring for what is safe)."""
     if _SAFE.fullmatch(token):
         return token
-    return "".join(
+    head = ""
+    if token[:1] == "_" or (token.isascii() and token.isdigit()):
+        head, token = f"%{ord(token[0]):02X}", token[1:]
+    return head + "".join(
         c if c in _SAFE_CHARS else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in token
     )
 
@@ -104,3 +111,25 @@ def labelled(lines: Sequence[str], chosen: int, cost: float, probability: float)
     out = list(lines)
     out[chosen + 1] = f"0:{cost!r}:{probability!r} {lines[chosen + 1]}"
     return out
+
+
+def count_features(features: Mapping[str, FeatureValue]) -> int:
+    """How many VW features a feature map becomes (a list is one per text)."""
+    return sum(len(v) if isinstance(v, list) else 1 for v in features.values())
+
+
+def interaction_features(
+    crossings: Sequence[str], intent: int, context: int, actions: Sequence[int]
+) -> int:
+    """Features VW makes from `crossings` (e.g. ``["ia", "ca", "ica"]``) over an example
+    with these feature counts per namespace (one shared line, one line per action)."""
+    total = 0
+    for action in actions:
+        counts = {INTENT_NS: intent, CONTEXT_NS: context, ACTION_NS: action}
+        every = intent + context + action
+        for crossing in crossings:
+            product = 1
+            for ns in crossing:
+                product *= every if ns == ":" else counts.get(ns, 0)
+            total += product
+    return total

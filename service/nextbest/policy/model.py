@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pylibvw
 import vowpalwabbit
@@ -51,13 +52,29 @@ class Model:
 
     def learn(self, lines: Sequence[str], chosen: int, cost: float, probability: float) -> None:
         """One update from a joined event: the chosen action, its cost and logged probability."""
+        self.learn_example(self.example(lines, chosen, cost, probability))
+
+    def example(self, lines: Sequence[str], chosen: int, cost: float, probability: float) -> Any:
+        """The labelled example, parsed: what can fail is done before anything is learned
+        (or logged as learned). Hand it to `learn_example` or `discard`."""
+        return self._ws._parse("\n".join(labelled(lines, chosen, cost, probability)))
+
+    def learn_example(self, examples: Any) -> None:
         ws = self._ws
-        examples = ws._parse("\n".join(labelled(lines, chosen, cost, probability)))
         try:
             pylibvw.vw.learn_multi(ws, examples)
         finally:
             pylibvw.vw._finish_example_multi_ex(ws, examples)
         self.learned += 1
+
+    def discard(self, examples: Any) -> None:
+        """Release a parsed example unlearned. VW's finish step reads the prediction, so
+        one is made first (finishing an example never predicted crashes the process)."""
+        ws = self._ws
+        try:
+            pylibvw.vw.predict_multi(ws, examples)
+        finally:
+            pylibvw.vw._finish_example_multi_ex(ws, examples)
 
     def save(self, path: Path) -> None:
         """Write the model with its learning state, so a loaded copy learns on identically."""

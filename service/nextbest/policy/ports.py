@@ -23,6 +23,10 @@ class EventStore(Protocol):
     def get(self, event_id: str) -> Event | None:
         """A copy of the event: change it only through the methods below."""
 
+    def used(self, event_id: str) -> bool:
+        """Whether any event ever had this id, also one no longer kept (past retention):
+        an event id is never given to a second event."""
+
     def add(self, event: Event) -> None:
         """Keep a new pending event."""
 
@@ -55,7 +59,14 @@ class Listener(Protocol):
 
     def joined(self, event: Event) -> None: ...
 
+    def join_failed(self, event: Event, reason: str) -> None:
+        """Closing the event's join failed (it stays pending and is retried later)."""
+
     def epsilons(self, policy: str, values: Iterable[tuple[str, float]]) -> None: ...
+
+    def configured(self, policy: str, version: str) -> None:
+        """A configuration was installed that holds this policy at this config version
+        (called for every policy on each install, changed or not)."""
 
 
 class NullListener:
@@ -70,5 +81,11 @@ class NullListener:
     def joined(self, event: Event) -> None:
         pass
 
+    def join_failed(self, event: Event, reason: str) -> None:
+        pass
+
     def epsilons(self, policy: str, values: Iterable[tuple[str, float]]) -> None:
+        pass
+
+    def configured(self, policy: str, version: str) -> None:
         pass

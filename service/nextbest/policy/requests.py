@@ -16,15 +16,26 @@ from nextbest.policy.features import MAX_MAGNITUDE, FeatureValue
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """Per-request bounds. The per-field ones alone would still let one request carry
+    megabytes and millions of crossed features, so the totals are bounded as well."""
+
     max_name_length: int = 256
     max_text_length: int = 1024
-    max_features: int = 256
+    max_features: int = 256  # per context or per action
     max_texts: int = 64
     max_actions: int = 256
     max_id_length: int = 256
     max_event_id_length: int = 128
     max_signals: int = 64
     max_batch: int = 1000
+    # Totals per Decide: characters of every name, text and id (what an event costs to
+    # keep); VW features of the whole example (shared + every action); and the features
+    # the policy's interactions (-q, --cubic, --interactions) make of them, which is what
+    # scoring time grows with (≈ 1–2 ns each: 2M ≈ a few ms).
+    max_request_chars: int = 64 * 1024
+    max_example_features: int = 4096
+    max_interaction_features: int = 2_000_000
+    max_rewards_per_event: int = 100
 
 
 @dataclass(slots=True)
@@ -74,19 +85,23 @@ def require_feature_number(value: float, where: str) -> None:
         )
 
 
-def check_features(features: Mapping[str, FeatureValue], where: str, limits: Limits) -> None:
+def check_features(features: Mapping[str, FeatureValue], where: str, limits: Limits) -> int:
+    """Check one feature map; returns the characters it holds (names and texts)."""
     if len(features) > limits.max_features:
         raise InvalidArgument(
             f"has {len(features)} features, at most {limits.max_features} allowed", where
         )
+    chars = 0
     for name, value in features.items():
         require_text(name, f"{where} key", limits.max_name_length)
-        at = f"{where}[{name!r}]"
+        chars += len(name)
         if isinstance(value, bool):
             continue
+        at = f"{where}[{name!r}]"
         if isinstance(value, float | int):
             require_feature_number(float(value), at)
         elif isinstance(value, str):
+            chars += len(value)
             if len(value) > limits.max_text_length:
                 raise InvalidArgument(
                     f"is {len(value)} characters, at most {limits.max_text_length} allowed", at
@@ -97,21 +112,30 @@ def check_features(features: Mapping[str, FeatureValue], where: str, limits: Lim
                     f"has {len(value)} texts, at most {limits.max_texts} allowed", at
                 )
             for i, item in enumerate(value):
+                chars += len(item)
                 if len(item) > limits.max_text_length:
                     raise InvalidArgument(
                         f"is {len(item)} characters, at most {limits.max_text_length} allowed",
                         f"{at}[{i}]",
                     )
+    return chars
 
 
-def check_ids(ids: list[str], where: str, limits: Limits) -> None:
+def check_ids(ids: list[str], where: str, limits: Limits) -> int:
+    """Check a list of action ids; returns the characters they hold."""
     if len(ids) > limits.max_actions:
         raise InvalidArgument(f"has {len(ids)} ids, at most {limits.max_actions} allowed", where)
+    chars = 0
     for i, action_id in enumerate(ids):
         require_text(action_id, f"{where}[{i}]", limits.max_id_length)
+        chars += len(action_id)
+    return chars
 
 
 def check_event_id(event_id: str, where: str, limits: Limits) -> None:
+    """Event ids are echoed in answers, logs and errors: short, printable, no whitespace."""
+    if not event_id:
+        raise InvalidArgument("must not be empty", where)
     if len(event_id) > limits.max_event_id_length:
         raise InvalidArgument(
             f"is {len(event_id)} characters, at most {limits.max_event_id_length} allowed", where
@@ -124,9 +148,9 @@ def check_decide(req: DecideInput, limits: Limits) -> None:
     """Sizes, names and numbers of a Decide request; ids are checked against the policy later."""
     require_text(req.policy, "policy", limits.max_name_length)
     require_text(req.intent, "intent", limits.max_name_length)
-    check_features(req.context, "context", limits)
-    check_ids(req.candidate_action_ids, "candidate_action_ids", limits)
-    check_ids(req.excluded_action_ids, "excluded_action_ids", limits)
+    chars = len(req.intent) + check_features(req.context, "context", limits)
+    chars += check_ids(req.candidate_action_ids, "candidate_action_ids", limits)
+    chars += check_ids(req.excluded_action_ids, "excluded_action_ids", limits)
     if len(req.actions) > limits.max_actions:
         raise InvalidArgument(
             f"has {len(req.actions)} actions, at most {limits.max_actions} allowed", "actions"
@@ -137,7 +161,15 @@ def check_decide(req: DecideInput, limits: Limits) -> None:
         if action.id in seen:
             raise InvalidArgument(f"{action.id!r} is given twice", f"actions[{i}].id")
         seen.add(action.id)
-        check_features(action.features, f"actions[{i}].features", limits)
+        chars += len(action.id) + check_features(action.features, f"actions[{i}].features", limits)
+        if chars > limits.max_request_chars:
+            break
+    if chars > limits.max_request_chars:
+        raise InvalidArgument(
+            f"the request holds more than {limits.max_request_chars} characters of names, "
+            "texts and ids in all",
+            "context" if not req.actions else "actions",
+        )
     if req.event_id:
         check_event_id(req.event_id, "event_id", limits)
     if req.baseline_action_id:
@@ -145,7 +177,7 @@ def check_decide(req: DecideInput, limits: Limits) -> None:
 
 
 def check_reward(req: RewardInput, limits: Limits) -> None:
-    require_text(req.event_id, "event_id", limits.max_event_id_length)
+    check_event_id(req.event_id, "event_id", limits)
     if len(req.reward_id) > limits.max_event_id_length:
         raise InvalidArgument(
             f"is {len(req.reward_id)} characters, at most {limits.max_event_id_length} allowed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from nextbest.policy.config import Aggregation, RewardSpec
@@ -34,6 +35,10 @@ def from_signals(spec: RewardSpec, signals: Mapping[str, float]) -> float:
                 )
             value = (value - low) / (high - low)
         total += signal.weight * value
+    if not math.isfinite(total):  # 2·1e308 − 2·1e308: nothing a join or a restart can read
+        raise InvalidArgument(
+            f"the weighted sum of the signals is {total}, not a finite number", "signals"
+        )
     return clip(spec, total)
 
 

@@ -2,7 +2,8 @@
 
 A rule is compiled once at load. It sees ``intent``, ``context`` (the request's map) and
 ``action`` (``action.id``, ``action.features``). A rule that cannot be evaluated for a
-request — it reads a context key the request lacks, or compares values of the wrong types —
+request — it reads a context key the request lacks, compares values of the wrong types,
+indexes past a list's end, divides by zero, overflows, or the CEL library itself fails —
 denies: for a safety rule, "could not check" must not mean "allowed". The reason then says
 why, so callers learn which key to send.
 """
@@ -54,8 +55,11 @@ class _Compiled:
             result = self.program.execute(variables)
         except KeyError as exc:
             return True, f"{self.rule.reason} (denied: no value for {exc.args[0]!r})"
-        except (TypeError, ValueError, RuntimeError) as exc:
-            return True, f"{self.rule.reason} (denied: rule could not be evaluated: {exc})"
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # the CEL library can also panic (a pyo3 BaseException)
+            cause = str(exc)[:200] or type(exc).__name__
+            return True, f"{self.rule.reason} (denied: rule could not be evaluated: {cause})"
         if not isinstance(result, bool):
             return True, f"{self.rule.reason} (denied: rule gave {result!r}, not a bool)"
         return result, self.rule.reason

@@ -92,3 +92,24 @@ def scorer_args(vw_args: str) -> str:
     """The arguments VW runs with: --cb_adf in place of --cb_explore_adf, quiet."""
     tokens = ["--cb_adf" if t == "--cb_explore_adf" else t for t in check_vw_args(vw_args)]
     return shlex.join([*tokens, "--quiet"])
+
+
+_INTERACTION_FLAGS = {"-q": 2, "--quadratic": 2, "--cubic": 3, "--interactions": 0}
+
+
+def interactions(vw_args: str) -> list[str]:
+    """The namespace crossings the arguments ask for (``-q ca`` → ``"ca"``; ``:`` is VW's
+    wildcard for every namespace), so that the cost of an example can be bounded before VW
+    builds it."""
+    tokens = check_vw_args(vw_args)
+    out: list[str] = []
+    for i, token in enumerate(tokens):
+        flag, eq, value = token.partition("=")
+        if flag not in _INTERACTION_FLAGS and token[:2] == "-q" and len(token) > 2:
+            flag, value, eq = "-q", token[2:], "="  # the glued short form: -qca
+        if flag not in _INTERACTION_FLAGS:
+            continue
+        if not eq:
+            value = tokens[i + 1] if i + 1 < len(tokens) else ""
+        out.extend(v for v in value.split(",") if v)
+    return out

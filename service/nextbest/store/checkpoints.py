@@ -1,5 +1,9 @@
 """Model checkpoints: versioned, atomic, the last K kept.
 
+Checkpoints are named and ordered by a generation number that grows with every save, not
+by learned count: a model started afresh (new vw_args) learns from zero, and its first
+checkpoint is still the newest.
+
 A checkpoint is a VW model file (with its learning state) and a manifest naming the
 policy's vw_args, the events learned, the position in the decision log it includes, and
 the file's sha256. Both are written to a temporary name, fsynced and renamed, so a crash
@@ -56,32 +60,51 @@ class Checkpoints:
         self.keep = keep
 
     def save(self, policy: str, model: Model, log_seq: int) -> Manifest:
+        """Write a checkpoint of `model` as the newest; OSError (also for VW's own save
+        error, e.g. on a full disk) leaves no temporary file behind."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        stem = f"{model.learned:012d}-{log_seq:012d}"
+        stem = f"g{self._generation() + 1:012d}-{model.learned:012d}-{log_seq:012d}"
         model_path = self.directory / f"{stem}.vw"
         tmp = self.directory / f"{stem}.vw.tmp"
-        model.save(tmp)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        tmp.replace(model_path)
-        manifest = Manifest(
-            policy, model.vw_args, model.learned, log_seq, _sha256(model_path), time.time()
-        )
-        _write_atomic(self.directory / f"{stem}.json", orjson.dumps(manifest))
-        fsync_dir(self.directory)
+        try:
+            try:
+                model.save(tmp)
+            except RuntimeError as exc:  # VW's: it writes tmp + ".writing", then renames
+                raise OSError(f"VW could not save the model: {exc}") from exc
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+            tmp.replace(model_path)
+            manifest = Manifest(
+                policy, model.vw_args, model.learned, log_seq, _sha256(model_path), time.time()
+            )
+            _write_atomic(self.directory / f"{stem}.json", orjson.dumps(manifest))
+            fsync_dir(self.directory)
+        except OSError:
+            if not (self.directory / f"{stem}.json").exists():  # else it is whole
+                for leftover in self.directory.glob(f"{stem}.*"):
+                    leftover.unlink(missing_ok=True)
+            raise
         self._prune()
         return manifest
 
     def manifests(self) -> list[tuple[Path, Manifest | None]]:
-        """(model path, manifest or None when unreadable), newest first."""
+        """(model path, manifest or None when unreadable), newest first: by generation
+        (``g<generation>-<learned>-<log position>``), then older names
+        (``<learned>-<log position>``) by learned count."""
         out: list[tuple[Path, Manifest | None]] = []
-        for path in sorted(self.directory.glob("*.json"), reverse=True):
+        for path in sorted(self.directory.glob("*.json"), key=_order, reverse=True):
             try:
-                manifest = Manifest(**orjson.loads(path.read_bytes()))
+                manifest: Manifest | None = Manifest(**orjson.loads(path.read_bytes()))
             except (orjson.JSONDecodeError, TypeError, OSError):
+                manifest = None
+            if manifest is not None and not _whole(manifest):
                 manifest = None
             out.append((path.with_suffix(".vw"), manifest))
         return out
+
+    def _generation(self) -> int:
+        names = [p.stem for p in self.directory.glob("g*.json")]
+        return max((_order(Path(name))[0] for name in names), default=0)
 
     def newest(self, vw_args: str, problems: list[str]) -> tuple[Path, Manifest] | None:
         """The newest checkpoint that is whole and made with these vw_args."""
@@ -100,5 +123,20 @@ class Checkpoints:
         for model_path, _ in self.manifests()[self.keep :]:
             model_path.with_suffix(".json").unlink(missing_ok=True)
             model_path.unlink(missing_ok=True)
-        for tmp in self.directory.glob("*.tmp"):
+        for tmp in [*self.directory.glob("*.tmp"), *self.directory.glob("*.tmp.writing")]:
             tmp.unlink(missing_ok=True)
+
+
+def _order(path: Path) -> tuple[int, str]:
+    """Newest last: (generation, name); names from before generations count as 0."""
+    stem = path.name.split(".")[0]
+    if stem.startswith("g") and stem[1:13].isdigit():
+        return int(stem[1:13]), stem
+    return 0, stem
+
+
+def _whole(m: Manifest) -> bool:
+    """A manifest whose fields have the types recovery relies on."""
+    texts = all(isinstance(x, str) for x in (m.policy, m.vw_args, m.sha256))
+    counts = all(isinstance(x, int) and not isinstance(x, bool) for x in (m.learned, m.log_seq))
+    return texts and counts and isinstance(m.created_at, int | float)

@@ -30,10 +30,48 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes | str) -> Event:
-    return from_dict(orjson.loads(data))
+    """An event this process encoded: trusted, so not checked (decoding is on the hot path)."""
+    return _build(orjson.loads(data))
 
 
-def from_dict(d: dict[str, Any]) -> Event:
+def decode_rewards(data: bytes | bytearray) -> list[ReceivedReward]:
+    """Rewards appended as comma-separated JSON objects (see MemoryStore)."""
+    return [_reward(r) for r in orjson.loads(b"[" + data + b"]")]
+
+
+class BadRecord(ValueError):
+    """A record read back from disk that is valid JSON of the wrong shape."""
+
+
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def from_dict(d: Any) -> Event:
+    """An event from a record read back from disk (a journal or decision log line, written
+    by this or an older version); BadRecord when keys are missing or of the wrong type."""
+    try:
+        event = _build(d)
+    except _SHAPE_ERRORS as exc:
+        raise BadRecord(f"not an event: {type(exc).__name__} {exc}") from None
+    problem = _event_problem(event)
+    if problem:
+        raise BadRecord(f"not an event: {problem}")
+    return event
+
+
+def reward_from_dict(r: Any) -> ReceivedReward:
+    """A reward from a record read back from disk; BadRecord when of the wrong shape."""
+    try:
+        reward = _reward(r)
+    except _SHAPE_ERRORS as exc:
+        raise BadRecord(f"not a reward: {type(exc).__name__} {exc}") from None
+    problem = _reward_problem(reward)
+    if problem:
+        raise BadRecord(f"not a reward: {problem}")
+    return reward
+
+
+def _build(d: dict[str, Any]) -> Event:
     return Event(
         event_id=d["event_id"],
         policy=d["policy"],
@@ -58,14 +96,88 @@ def from_dict(d: dict[str, Any]) -> Event:
         deadline=d["deadline"],
         baseline_action_id=d["baseline_action_id"],
         defer_activation=d["defer_activation"],
+        fingerprint=d.get("fingerprint", ""),  # records before fingerprints had none
         activated=d["activated"],
-        rewards=[reward_from_dict(r) for r in d["rewards"]],
+        rewards=[_reward(r) for r in d["rewards"]],
         join_status=JoinStatus(d["join_status"]),
         joined_reward=d["joined_reward"],
     )
 
 
-def reward_from_dict(r: dict[str, Any]) -> ReceivedReward:
+def _reward(r: dict[str, Any]) -> ReceivedReward:
     return ReceivedReward(
         r["reward_id"], r["value"], r["signals"], RewardStatus(r["status"]), r["received_at"]
     )
+
+
+# -- shapes: what later code relies on (learning, logging, Explain) ----------------------------
+
+_TEXTS = (
+    "event_id", "policy", "intent", "shared", "mode", "model_version", "config_version",
+    "baseline_action_id", "fingerprint",
+)  # fmt: skip
+_FLAGS = ("explored", "fallback", "defer_activation", "activated")
+_NUMBERS = ("epsilon", "decided_at", "deadline")
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _texts(xs: object) -> bool:
+    return isinstance(xs, list) and all(isinstance(x, str) for x in xs)
+
+
+def _features(d: object) -> bool:
+    return isinstance(d, dict) and all(
+        isinstance(k, str) and (isinstance(v, str | bool) or _number(v) or _texts(v))
+        for k, v in d.items()
+    )
+
+
+def _event_problem(e: Event) -> str:
+    for name in _TEXTS:
+        if not isinstance(getattr(e, name), str):
+            return f"{name} must be a text"
+    for name in _FLAGS:
+        if not isinstance(getattr(e, name), bool):
+            return f"{name} must be true or false"
+    for name in _NUMBERS:
+        if not _number(getattr(e, name)):
+            return f"{name} must be a number"
+    if e.joined_reward is not None and not _number(e.joined_reward):
+        return "joined_reward must be a number or null"
+    if not _features(e.context):
+        return "context must map names to feature values"
+    n = len(e.eligible)
+    for a in e.eligible:
+        if not (isinstance(a.id, str) and _features(a.features)):
+            return "eligible: an action needs a text id and features"
+        if not (isinstance(a.explore, bool) and isinstance(a.line, str)):
+            return "eligible: an action needs explore and its line"
+    for name in ("pmf", "scores"):
+        values = getattr(e, name)
+        if not (isinstance(values, list) and len(values) == n and all(map(_number, values))):
+            return f"{name} must hold a number per eligible action"
+    for name in ("chosen", "greedy"):
+        index = getattr(e, name)
+        if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < n):
+            return f"{name} must index an eligible action"
+    for m in e.masked:
+        if not all(isinstance(x, str) for x in (m.action_id, m.reason, m.rule)):
+            return "masked: action_id, reason and rule must be texts"
+    for r in e.rewards:
+        problem = _reward_problem(r)
+        if problem:
+            return f"rewards: {problem}"
+    return ""
+
+
+def _reward_problem(r: ReceivedReward) -> str:
+    if not isinstance(r.reward_id, str):
+        return "reward_id must be a text"
+    if not (_number(r.value) and _number(r.received_at)):
+        return "value and received_at must be numbers"
+    if not (isinstance(r.signals, dict) and all(_number(v) for v in r.signals.values())):
+        return "signals must map names to numbers"
+    return ""

@@ -60,7 +60,8 @@ def line(event: Event, encoded: bytes | None = None) -> bytes:
 
 
 def event_of(record: dict[str, Any]) -> Event | None:
-    """The event a DSJSON record was written from (None for lines nextbest did not write)."""
+    """The event a DSJSON record was written from (None for lines nextbest did not write);
+    :class:`codec.BadRecord` when its ``_nextbest`` part has the wrong shape."""
     inner = record.get("_nextbest")
     return codec.from_dict(inner) if isinstance(inner, dict) else None
 

@@ -2,9 +2,12 @@
 
 Layout of the data directory::
 
+    lock                                      held (flock) by the one process using it
+    event-ids.bin                             every event id ever used, 8 bytes each
     journal/<seq>.jsonl                       write-ahead records: decisions, rewards,
                                               activations, appended before each is acknowledged
     policies/<policy>/decisions/<seq>.dsjson  joined events, in VW's DSJSON, in join order
+    policies/<policy>/late/<seq>.jsonl        rewards that came after the join closed
     policies/<policy>/models/                 model checkpoints (see checkpoints.py)
 
 Durability (``fsync``): every record is written with write(2) before the RPC answers, so a
@@ -12,10 +15,15 @@ crash of the process (kill -9) loses nothing acknowledged, in every mode. What d
 crash of the machine: ``always`` fsyncs before answering (group commit: concurrent RPCs
 share one fsync) and loses nothing; ``interval`` fsyncs every ``fsync_interval`` seconds
 and may lose that much; ``never`` leaves it to the kernel (typically up to 30 s on Linux).
+A failed fsync is final: the kernel may have dropped the pages it could not write, so the
+store refuses every later write (Unavailable) until the process restarts and recovers
+from what the disk really holds.
 
 Recovery rebuilds pending joins from the journal, closed events from the decision logs, and
 each model from its newest whole checkpoint plus the logged events learned after it, in the
-order they were learned, so the model is the one a crash-free run would have.
+order they were learned, so the model is the one a crash-free run would have. A journal
+decision counts as closed only by a log line or close marker of that very event (its id
+and decided_at), never by an older event that had the same id.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import heapq
 import itertools
 import os
 import time
-from collections import Counter, OrderedDict
+import weakref
+from array import array
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,12 +50,23 @@ from nextbest.policy.events import Event, JoinStatus, ReceivedReward
 from nextbest.policy.model import Model
 from nextbest.store import codec, dsjson
 from nextbest.store.checkpoints import Checkpoints
-from nextbest.store.files import Damage, SegmentedLog, list_segments, read_records
-from nextbest.store.memory import MemoryStore
+from nextbest.store.codec import BadRecord
+from nextbest.store.files import (
+    Damage,
+    SegmentedLog,
+    SyncFailed,
+    list_segments,
+    read_records,
+)
+from nextbest.store.ids import IdFile, IdIndex, digest
+from nextbest.store.lock import DataDirLock
+from nextbest.store.memory import CLOSED_BYTES, PENDING_BYTES, MemoryStore
 
 Fsync = Literal["always", "interval", "never"]
 JOURNAL = ".jsonl"
 LOG = ".dsjson"
+LATE = ".jsonl"
+IDS = "event-ids.bin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,50 +96,82 @@ def _unavailable(what: str, exc: OSError) -> Unavailable:
 
 
 def _fsync_all(fds: list[int]) -> None:
+    """fsync each fd, then close it: they are duplicates taken for this sync (see
+    ``_take_dirty``), so rotation closing the originals meanwhile changes nothing."""
+    error: OSError | None = None
     for fd in fds:
-        with contextlib.suppress(OSError):  # rotated and closed meanwhile: rotation fsynced it
+        try:
             os.fsync(fd)
+        except OSError as exc:
+            error = error or exc
+        finally:
+            os.close(fd)
+    if error is not None:
+        raise error
 
 
 class DurableStore(MemoryStore):
-    def __init__(self, data_dir: Path, durability: Durability, retain_closed: int) -> None:
-        super().__init__(retain_closed)
+    def __init__(
+        self,
+        data_dir: Path,
+        durability: Durability,
+        retain_closed: int,
+        lock: DataDirLock,
+        *,
+        max_pending_bytes: int = PENDING_BYTES,
+        max_closed_bytes: int = CLOSED_BYTES,
+    ) -> None:
+        super().__init__(
+            retain_closed, max_pending_bytes=max_pending_bytes, max_closed_bytes=max_closed_bytes
+        )
         self.data_dir = data_dir
         self.durability = durability
+        self.lock = lock
         self.journal = SegmentedLog(data_dir / "journal", JOURNAL, durability.segment_bytes)
         self._logs: dict[str, SegmentedLog] = {}
+        self._late: dict[str, SegmentedLog] = {}
         # The journal segment holding each pending event's decision, and how many pending
         # events each segment holds: compaction deletes only a prefix of segments, so
         # keeping the decision's segment keeps every later record of the event too.
         self._decided_in: dict[str, int] = {}
         self._segment_refs: Counter[int] = Counter()
+        self._id_file = IdFile(data_dir / IDS)
+        self._unsaved_ids = array("Q")  # digests not yet in the id file
+        # Per policy: the model last checkpointed and its learned count then.
+        self._saved: dict[str, tuple[weakref.ref[Model], int]] = {}
         self._written = 0  # appends so far
         self._synced = 0  # appends known to be on disk
         self._sync_task: asyncio.Future[None] | None = None
+        self.failure: str | None = None  # why the data dir can no longer be trusted
 
     # -- EventStore --------------------------------------------------------------------------
 
     def add(self, event: Event) -> None:
         data = codec.encode(event)
-        self._journal(b'{"k":"d","e":' + data + b"}")
+        self._make_room(len(data))
+        self._write(self.journal, b'{"k":"d","e":' + data + b"}", "journal")
         self._keep(event, data)
+        self._unsaved_ids.append(self.ids.add(event.event_id))
         self._track(event.event_id, self.journal.start)
 
     def add_reward(self, event: Event, reward: ReceivedReward) -> None:
-        self._journal(orjson.dumps({"k": "r", "id": event.event_id, "r": reward}))
-        super().add_reward(event, reward)
+        data = orjson.dumps(reward)
+        event_id = orjson.dumps(event.event_id)
+        if event.join_status is JoinStatus.PENDING:
+            self._write(self.journal, b'{"k":"r","id":' + event_id + b',"r":' + data + b"}")
+        else:  # a late reward: its journal segment may be gone at the next start
+            record = b'{"id":%b,"t":%b,"r":%b}' % (event_id, orjson.dumps(event.decided_at), data)
+            self._write(self.late(event.policy), record, "late-reward log")
+        event.rewards.append(reward)
+        self._append_reward(event, data)
 
     def activate(self, event: Event) -> None:
-        self._journal(orjson.dumps({"k": "a", "id": event.event_id}))
+        self._write(self.journal, b'{"k":"a","id":' + orjson.dumps(event.event_id) + b"}")
         super().activate(event)
 
     def close(self, event: Event) -> None:
         data = codec.encode(event)  # once, for the log line and the closed set
-        try:
-            self.log(event.policy).append([dsjson.line(event, data)])
-        except OSError as exc:
-            raise _unavailable("decision log", exc) from exc
-        self._written += 1
+        self._write(self.log(event.policy), dsjson.line(event, data), "decision log")
         self._retire(event, data)
         segment = self._decided_in.pop(event.event_id, None)
         if segment is not None:
@@ -125,9 +179,9 @@ class DurableStore(MemoryStore):
         # The decision log says the event is closed until retention deletes that segment;
         # the journal may still hold the event's decision then, so it says so too. Best
         # effort: the decision-log line, written above, is what counts while it exists.
-        with contextlib.suppress(OSError):
-            self.journal.append([b'{"k":"c","id":' + orjson.dumps(event.event_id) + b"}"])
-            self._written += 1
+        marker = {"k": "c", "id": event.event_id, "t": event.decided_at}
+        with contextlib.suppress(Unavailable):
+            self._write(self.journal, orjson.dumps(marker))
 
     # -- files -------------------------------------------------------------------------------
 
@@ -139,14 +193,26 @@ class DurableStore(MemoryStore):
             )
         return found
 
+    def late(self, policy: str) -> SegmentedLog:
+        found = self._late.get(policy)
+        if found is None:
+            found = self._late[policy] = SegmentedLog(
+                self.policy_dir(policy) / "late", LATE, self.durability.segment_bytes
+            )
+        return found
+
     def policy_dir(self, policy: str) -> Path:
         return self.data_dir / "policies" / policy
 
-    def _journal(self, record: bytes) -> None:
+    def _write(self, log: SegmentedLog, record: bytes, what: str = "journal") -> None:
+        if self.failure is not None:
+            raise self._failed()
         try:
-            self.journal.append([record])
+            log.append([record])
+        except SyncFailed as exc:  # rotation could not fsync the segment it leaves
+            raise self._fail(exc) from exc
         except OSError as exc:
-            raise _unavailable("journal", exc) from exc
+            raise _unavailable(what, exc) from exc
         self._written += 1
 
     def _track(self, event_id: str, segment: int) -> None:
@@ -155,17 +221,27 @@ class DurableStore(MemoryStore):
 
     # -- durability ----------------------------------------------------------------------------
 
-    def _fds(self) -> list[int]:
-        return [self.journal.fileno(), *(log.fileno() for log in self._logs.values())]
+    def _files(self) -> list[SegmentedLog]:
+        return [self.journal, *self._logs.values(), *self._late.values()]
 
     def _take_dirty(self) -> list[int]:
-        """The files written since their last sync, marked clean: a sync about to start
-        covers them. Only these are fsynced, so a commit costs one fsync (and one GIL
-        hand-off back from the thread) per file actually written, usually just the journal."""
-        dirty = [log for log in (self.journal, *self._logs.values()) if log.unsynced]
+        """Duplicates of the fds of the files written since their last sync, marked clean:
+        a sync about to start covers them. Only these are fsynced, so a commit costs one
+        fsync per file actually written, usually just the journal. The sync closes the
+        duplicates; until then they keep the file open even if rotation closes it."""
+        dirty = [log for log in self._files() if log.unsynced]
         for log in dirty:
             log.unsynced = False
-        return [log.fileno() for log in dirty]
+        return [os.dup(log.fileno()) for log in dirty]
+
+    def _fail(self, exc: OSError) -> Unavailable:
+        """An fsync failed: refuse every later write (see the module docstring)."""
+        if self.failure is None:
+            self.failure = f"cannot sync the data dir: {exc.strerror or exc}"
+        return self._failed()
+
+    def _failed(self) -> Unavailable:
+        return Unavailable(f"{self.failure}; nothing more is kept until nextbest restarts")
 
     async def commit(self) -> None:
         """With fsync=always: return once everything written so far is on disk."""
@@ -173,30 +249,56 @@ class DurableStore(MemoryStore):
             return
         target = self._written
         while self._synced < target:
+            if self.failure is not None:
+                raise self._failed()
             if self._sync_task is None or self._sync_task.done():
                 self._sync_task = asyncio.ensure_future(self._sync_in_thread())
             await asyncio.shield(self._sync_task)
 
     async def _sync_in_thread(self) -> None:
         written = self._written
-        fds = self._take_dirty()
-        if fds:
-            await asyncio.to_thread(_fsync_all, fds)
+        try:
+            fds = self._take_dirty()
+            if fds:
+                await asyncio.to_thread(_fsync_all, fds)
+        except OSError as exc:
+            raise self._fail(exc) from exc
         self._synced = max(self._synced, written)
 
     async def sync_periodically(self) -> None:
-        """With fsync=interval: fsync what was written, every fsync_interval seconds."""
-        while self.durability.fsync == "interval":
+        """With fsync=interval: fsync what was written, every fsync_interval seconds (until
+        an fsync fails: then the store refuses writes, see `failure`)."""
+        while self.durability.fsync == "interval" and self.failure is None:
             await asyncio.sleep(self.durability.fsync_interval)
             if self._synced < self._written:
-                await self._sync_in_thread()
+                try:
+                    await self._sync_in_thread()
+                except Unavailable:
+                    return
 
     def sync(self) -> None:
-        """fsync everything now (before a checkpoint, and at shutdown)."""
+        """fsync everything now (before a checkpoint, and at shutdown); OSError if not."""
+        if self.failure is not None:
+            raise OSError(self.failure)
         written = self._written
-        self._take_dirty()
-        _fsync_all(self._fds())
+        for log in self._files():
+            log.unsynced = False
+        try:
+            _fsync_all([os.dup(log.fileno()) for log in self._files()])
+        except OSError as exc:
+            self._fail(exc)
+            raise
         self._synced = max(self._synced, written)
+
+    def unsaved(self, models: dict[str, Model]) -> int:
+        """Events learned since each model's last checkpoint, summed over `models`."""
+        return sum(self._unsaved(policy, model) for policy, model in models.items())
+
+    def _unsaved(self, policy: str, model: Model) -> int:
+        saved = self._saved.get(policy)
+        if saved is None or saved[0]() is not model:  # never saved, or replaced by a reload
+            return model.learned
+        return model.learned - saved[1]
 
     def checkpoint(self, models: dict[str, Model]) -> dict[str, int]:
         """Save each model that learned since its last checkpoint; then drop what no
@@ -204,11 +306,10 @@ class DurableStore(MemoryStore):
         self.sync()
         saved: dict[str, int] = {}
         for policy, model in models.items():
-            checkpoints = self.checkpoints(policy)
-            newest = checkpoints.manifests()
-            if newest and newest[0][1] is not None and newest[0][1].learned == model.learned:
+            if self._unsaved(policy, model) <= 0:
                 continue
-            checkpoints.save(policy, model, self.log(policy).seq)
+            self.checkpoints(policy).save(policy, model, self.log(policy).seq)
+            self._saved[policy] = (weakref.ref(model), model.learned)
             saved[policy] = model.learned
         self.compact()
         return saved
@@ -217,8 +318,11 @@ class DurableStore(MemoryStore):
         return Checkpoints(self.policy_dir(policy) / "models", self.durability.keep_checkpoints)
 
     def compact(self) -> None:
-        """Delete journal segments no pending event needs, and decision-log segments past
-        the retention bounds that no kept checkpoint needs for replay."""
+        """Delete journal segments no pending event needs, decision-log segments past the
+        retention bounds that no kept checkpoint needs for replay, and late-reward
+        segments past the retention age. Event ids are made durable first."""
+        self._id_file.append(self._unsaved_ids)
+        self._unsaved_ids = array("Q")
         for start, path in self.journal.segments()[:-1]:
             if self._segment_refs.get(start, 0) > 0:
                 break  # only a prefix goes: a close marker never outlives its decision
@@ -236,33 +340,84 @@ class DurableStore(MemoryStore):
                     break
                 total -= path.stat().st_size
                 path.unlink(missing_ok=True)
+        for late in self._late.values():
+            for _, path in late.segments()[:-1]:
+                if now - path.stat().st_mtime <= self.durability.retention_age:
+                    break
+                path.unlink(missing_ok=True)
 
     def close_files(self) -> None:
-        self.sync()
-        self.journal.close()
-        for log in self._logs.values():
-            log.close()
+        """Sync and close every file, and give up the data dir; OSError if the sync
+        failed (the files are closed and the lock released all the same)."""
+        try:
+            self.sync()
+        finally:
+            for log in self._files():
+                log.close()
+            self.lock.release()
 
 
 def open_store(
-    data_dir: Path, config: Config, durability: Durability, retain_closed: int
+    data_dir: Path,
+    config: Config,
+    durability: Durability,
+    retain_closed: int,
+    *,
+    max_pending_bytes: int = PENDING_BYTES,
+    max_closed_bytes: int = CLOSED_BYTES,
 ) -> tuple[DurableStore, dict[str, Model], Recovery]:
-    """Read what a previous run left in data_dir; return the store and models to serve.
+    """Lock data_dir (DataDirError if another process has it, or it is not a directory),
+    read what a previous run left there; return the store and models to serve.
 
-    Memory during recovery: the ids of every logged event (to tell closed from pending
-    journal records), the last `retain_closed` closed events, and the events to replay.
+    Memory during recovery: a hash of every logged event (to tell closed from pending
+    journal records), the ids index, the most recent `retain_closed` closed events, and
+    the events to replay.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(data_dir)
+    try:
+        store = DurableStore(
+            data_dir,
+            durability,
+            retain_closed,
+            lock,
+            max_pending_bytes=max_pending_bytes,
+            max_closed_bytes=max_closed_bytes,
+        )
+        models, recovery = _recover(store, config)
+    except BaseException:
+        lock.release()
+        raise
+    return store, models, recovery
+
+
+class _Where:
+    """Where a record of a segmented log is: its segment, its line."""
+
+    def __init__(self, directory: Path, suffix: str) -> None:
+        self.segments = list_segments(directory, suffix)
+        self.starts = [start for start, _ in self.segments]
+
+    def segment(self, seq: int) -> int:
+        return self.starts[bisect.bisect_right(self.starts, seq) - 1]
+
+    def damage(self, seq: int, exc: Exception) -> Damage:
+        start, path = self.segments[bisect.bisect_right(self.starts, seq) - 1]
+        return Damage(path, seq - start + 1, f"malformed record skipped: {exc}")
+
+
+def _key(event_id: str, decided_at: float) -> int:
+    """One event, as opposed to one id (ids were reused before they were kept unique)."""
+    return hash((event_id, decided_at))
+
+
+def _recover(store: DurableStore, config: Config) -> tuple[dict[str, Model], Recovery]:
+    data_dir, retain_closed = store.data_dir, store._retain_closed
     recovery = Recovery()
-    store_checkpoints = {
-        name: Checkpoints(data_dir / "policies" / name / "models", durability.keep_checkpoints)
-        for name in config.policies
-    }
     models: dict[str, Model] = {}
     replay_from: dict[str, int] = {}
     recovery.replayed = dict.fromkeys(config.policies, 0)
     for policy, spec in config.policies.items():
-        found = store_checkpoints[policy].newest(spec.vw_args, recovery.problems)
+        found = store.checkpoints(policy).newest(spec.vw_args, recovery.problems)
         if found is None:
             models[policy], replay_from[policy] = Model(spec.vw_args), 0
             recovery.checkpoints[policy] = "none: starting from an empty model"
@@ -271,41 +426,78 @@ def open_store(
             models[policy] = Model(spec.vw_args, initial=path, learned=manifest.learned)
             replay_from[policy] = manifest.log_seq
             recovery.checkpoints[policy] = path.name
+        store._saved[policy] = (weakref.ref(models[policy]), models[policy].learned)
 
-    closed_ids: set[str] = set()
-    recent: OrderedDict[str, Event] = OrderedDict()
-    for policy_dir in sorted((data_dir / "policies").glob("*")):
-        policy = policy_dir.name
-        model = models.get(policy)
+    ids = IdIndex(store._id_file.read())
+    unsaved = store._unsaved_ids
+
+    def note(event_id: str) -> None:
+        d = digest(event_id)
+        if not ids.has_digest(d):
+            ids.add_digest(d)
+            unsaved.append(d)
+
+    closed: set[int] = set()
+    newest: list[tuple[float, int, Event]] = []  # the most recent closed, by decided_at
+    count = itertools.count()
+    policy_dirs = sorted((data_dir / "policies").glob("*"))
+    for policy_dir in policy_dirs:
+        model = models.get(policy_dir.name)
         replayed = 0
+        where = _Where(policy_dir / "decisions", LOG)
         for seq, record in read_records(policy_dir / "decisions", LOG, recovery.damage):
-            event = dsjson.event_of(record)
+            try:
+                event = dsjson.event_of(record)
+            except BadRecord as exc:
+                recovery.damage.append(where.damage(seq, exc))
+                continue
             if event is None:
                 continue
-            closed_ids.add(event.event_id)
-            recent[event.event_id] = event
-            if len(recent) > retain_closed:
-                recent.popitem(last=False)
+            closed.add(_key(event.event_id, event.decided_at))
+            note(event.event_id)
+            item = (event.decided_at, next(count), event)
+            if len(newest) < retain_closed:
+                heapq.heappush(newest, item)
+            elif retain_closed:
+                heapq.heappushpop(newest, item)
             if (
                 model is not None
-                and seq >= replay_from[policy]
+                and seq >= replay_from[policy_dir.name]
                 and dsjson.learned(event)
                 and event.joined_reward is not None
             ):
                 model.learn(event.vw_lines(), event.chosen, -event.joined_reward, event.probability)
                 replayed += 1
         if model is not None:
-            recovery.replayed[policy] = replayed
+            recovery.replayed[policy_dir.name] = replayed
+    recent: dict[str, Event] = {}
+    for _, _, event in sorted(newest):
+        recent.pop(event.event_id, None)
+        recent[event.event_id] = event
 
     pending: dict[str, Event] = {}
     decided_in: dict[str, int] = {}
-    starts = [start for start, _ in list_segments(data_dir / "journal", JOURNAL)]
+    where = _Where(data_dir / "journal", JOURNAL)
     for seq, record in read_records(data_dir / "journal", JOURNAL, recovery.damage):
-        event_id = _apply(record, pending, closed_ids, recent)
-        if record.get("k") == "d" and event_id in pending:
-            decided_in[event_id] = starts[bisect.bisect_right(starts, seq) - 1]
+        try:
+            decided = _apply(record, pending, closed, recent)
+        except BadRecord as exc:
+            recovery.damage.append(where.damage(seq, exc))
+            continue
+        if decided is not None:
+            note(decided.event_id)
+            if pending.get(decided.event_id) is decided:
+                decided_in[decided.event_id] = where.segment(seq)
 
-    store = DurableStore(data_dir, durability, retain_closed)
+    for policy_dir in policy_dirs:
+        where = _Where(policy_dir / "late", LATE)
+        for seq, record in read_records(policy_dir / "late", LATE, recovery.damage):
+            try:
+                _apply_late(record, recent)
+            except BadRecord as exc:
+                recovery.damage.append(where.damage(seq, exc))
+
+    store.ids = ids
     for event in recent.values():
         store._keep(event)
     for event in pending.values():
@@ -313,37 +505,55 @@ def open_store(
         store._track(event.event_id, decided_in[event.event_id])
     for policy in config.policies:
         store.log(policy)  # open for appending, after any torn tail was cut off
-    recovery.pending, recovery.closed = len(pending), len(closed_ids)
-    return store, models, recovery
+        if (store.policy_dir(policy) / "late").is_dir():
+            store.late(policy)
+    recovery.pending, recovery.closed = len(pending), len(closed)
+    return models, recovery
 
 
 def _apply(
     record: dict[str, Any],
     pending: dict[str, Event],
-    closed_ids: set[str],
-    recent: OrderedDict[str, Event],
-) -> str | None:
-    """Replay one journal record; returns the event id it concerns."""
+    closed: set[int],
+    recent: dict[str, Event],
+) -> Event | None:
+    """Replay one journal record; returns the event of a decision record. BadRecord for a
+    record of the wrong shape."""
     kind = record.get("k")
     if kind == "d":
-        event = codec.from_dict(record["e"])
-        if event.event_id not in closed_ids:
+        event = codec.from_dict(record.get("e"))
+        if _key(event.event_id, event.decided_at) not in closed:
             pending[event.event_id] = event
-        return event.event_id
+        return event
     event_id = record.get("id")
-    if not isinstance(event_id, str):
-        return None
+    if kind not in ("r", "a", "c") or not isinstance(event_id, str):
+        raise BadRecord(f"not a journal record (k={kind!r}, id={event_id!r})")
     if kind == "c":
-        closed_ids.add(event_id)
-        pending.pop(event_id, None)
-        return event_id
+        decided_at = record.get("t")  # absent in markers of older versions
+        if decided_at is not None and not isinstance(decided_at, int | float):
+            raise BadRecord(f"close marker: t={decided_at!r} is not a time")
+        target = pending.get(event_id)
+        if target is not None and decided_at in (None, target.decided_at):
+            del pending[event_id]
+        return None
+    reward = codec.reward_from_dict(record.get("r")) if kind == "r" else None
     target = pending.get(event_id) or recent.get(event_id)
     if target is None:
-        return event_id
-    if kind == "r":
-        reward = codec.reward_from_dict(record["r"])
+        return None
+    if reward is not None:
         if target.join_status is JoinStatus.PENDING or reward not in target.rewards:
             target.rewards.append(reward)  # a closed event's late rewards, for Explain
-    elif kind == "a":
+    else:
         target.activated = True
-    return event_id
+    return None
+
+
+def _apply_late(record: dict[str, Any], recent: dict[str, Event]) -> None:
+    """A late reward, back to its event if that is still kept."""
+    event_id, decided_at = record.get("id"), record.get("t")
+    if not isinstance(event_id, str) or not isinstance(decided_at, int | float):
+        raise BadRecord(f"not a late reward (id={event_id!r}, t={decided_at!r})")
+    reward = codec.reward_from_dict(record.get("r"))
+    target = recent.get(event_id)
+    if target is not None and target.decided_at == decided_at and reward not in target.rewards:
+        target.rewards.append(reward)

@@ -25,6 +25,11 @@ class Damage:
     action: str
 
 
+class SyncFailed(OSError):
+    """An fsync failed: what was written since the last good one may never reach the disk
+    (the kernel may have dropped those pages), so nothing after it can be trusted either."""
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a create, rename or delete in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY)
@@ -84,11 +89,24 @@ class SegmentedLog:
         return first
 
     def rotate(self) -> None:
-        os.fsync(self._fd)  # unconditionally: a sync in flight elsewhere may have cleared the flag
+        """Continue in a new segment. The new one is opened first, so a failure leaves the
+        log writing where it was; the old one is fsynced before it is closed."""
+        path = self.directory / f"{self.seq:012d}{self.suffix}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fsync_dir(self.directory)
+            try:
+                os.fsync(self._fd)  # unconditionally: a sync in flight may have cleared the flag
+            except OSError as exc:
+                raise SyncFailed(exc.errno, exc.strerror) from exc
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        old, self._fd = self._fd, fd
+        self.path, self.start, self._size = path, self.seq, 0
         self.unsynced = False
-        os.close(self._fd)
-        self._open(self.directory / f"{self.seq:012d}{self.suffix}")
-        fsync_dir(self.directory)
+        os.close(old)
 
     def sync(self) -> None:
         if self.unsynced:
@@ -100,9 +118,11 @@ class SegmentedLog:
 
     def close(self) -> None:
         if self._fd >= 0:
-            self.sync()
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
 
 def _count_lines(path: Path) -> int:

@@ -1,10 +1,16 @@
 """The in-memory half of every store: events as bytes, pending ones ordered by deadline.
 
 Pending events sit in a dict and a deadline heap; closed events stay readable (Explain,
-idempotent Decide, late rewards) in an insertion-ordered dict bounded by ``retain_closed``,
-oldest dropped first. Events are kept encoded (see :mod:`nextbest.store.codec`); ``get``
-hands out a fresh copy, and changes come back through ``add_reward``, ``activate`` and
-``close``.
+idempotent Decide, late rewards) in an insertion-ordered dict bounded by ``retain_closed``
+and by ``max_closed_bytes``, oldest dropped first. Pending events are bounded by
+``max_pending_bytes``: past it a new event is refused (ResourceExhausted), so a flood of
+decisions nobody rewards cannot take the process down.
+
+Events are kept encoded (see :mod:`nextbest.store.codec`); ``get`` hands out a fresh copy,
+and changes come back through ``add_reward``, ``activate`` and ``close``. A reward is
+appended beside the event's bytes (comma-separated JSON, merged on ``get``), so adding one
+costs the same whatever number came before it. Every id ever added is remembered in an
+:class:`~nextbest.store.ids.IdIndex` (8 bytes an id), for ``used``.
 """
 
 from __future__ import annotations
@@ -12,30 +18,59 @@ from __future__ import annotations
 import heapq
 from collections import Counter, OrderedDict
 
+import orjson
+
+from nextbest.policy.errors import ResourceExhausted
 from nextbest.policy.events import Event, JoinStatus, ReceivedReward
 from nextbest.store import codec
+from nextbest.store.ids import IdIndex
+
+PENDING_BYTES = 1 << 30
+CLOSED_BYTES = 256 << 20
 
 
 class MemoryStore:
-    def __init__(self, retain_closed: int = 50_000) -> None:
+    def __init__(
+        self,
+        retain_closed: int = 50_000,
+        *,
+        max_pending_bytes: int = PENDING_BYTES,
+        max_closed_bytes: int = CLOSED_BYTES,
+    ) -> None:
         self._pending: dict[str, bytes] = {}
         self._deadlines: list[tuple[float, str]] = []
         self._closed: OrderedDict[str, bytes] = OrderedDict()
+        # Rewards appended after the event's bytes were written, per id (bytearrays are
+        # not tracked by the garbage collector, as lists would be).
+        self._pending_rewards: dict[str, bytearray] = {}
+        self._closed_rewards: dict[str, bytearray] = {}
         self._retain_closed = retain_closed
+        self._max_pending_bytes = max_pending_bytes
+        self._max_closed_bytes = max_closed_bytes
+        self._pending_size = 0
+        self._closed_size = 0
         self._per_policy: Counter[str] = Counter()
+        self.ids = IdIndex()
 
     def get(self, event_id: str) -> Event | None:
         data = self._pending.get(event_id)
-        if data is None:
-            data = self._closed.get(event_id)
-        return None if data is None else codec.decode(data)
+        if data is not None:
+            return _decode(data, self._pending_rewards.get(event_id))
+        data = self._closed.get(event_id)
+        return None if data is None else _decode(data, self._closed_rewards.get(event_id))
+
+    def used(self, event_id: str) -> bool:
+        return event_id in self.ids
 
     def add(self, event: Event) -> None:
-        self._keep(event)
+        data = codec.encode(event)
+        self._make_room(len(data))
+        self._keep(event, data)
+        self.ids.add(event.event_id)
 
     def add_reward(self, event: Event, reward: ReceivedReward) -> None:
         event.rewards.append(reward)
-        self._save(event)
+        self._append_reward(event, orjson.dumps(reward))
 
     def activate(self, event: Event) -> None:
         event.activated = True
@@ -53,36 +88,101 @@ class MemoryStore:
             _, event_id = heapq.heappop(self._deadlines)
             data = self._pending.get(event_id)
             if data is not None:
-                out.append(codec.decode(data))
+                out.append(_decode(data, self._pending_rewards.get(event_id)))
         return out
 
     def pending_counts(self) -> dict[str, int]:
         return dict(self._per_policy)
 
+    def pending_bytes(self) -> int:
+        return self._pending_size
+
+    def closed_bytes(self) -> int:
+        return self._closed_size
+
     # -- for subclasses and recovery -------------------------------------------------------
+
+    def _make_room(self, size: int) -> None:
+        """Refuse a new pending event of `size` bytes past the pending bound."""
+        if self._pending_size + size > self._max_pending_bytes:
+            raise ResourceExhausted(
+                f"pending events hold {self._pending_size} bytes, the bound max_pending_bytes "
+                f"({self._max_pending_bytes}) is reached: retry when joins have closed"
+            )
 
     def _keep(self, event: Event, data: bytes | None = None) -> None:
         """Hold a pending event (or a closed one, by its status), encoded as `data`."""
         data = codec.encode(event) if data is None else data
+        event_id = event.event_id
         if event.join_status is not JoinStatus.PENDING:
-            self._closed[event.event_id] = data
+            self._drop_closed(event_id)
+            self._closed[event_id] = data
+            self._closed_size += len(data)
+            self._evict()
             return
-        if event.event_id not in self._pending:
+        old = self._pending.get(event_id)
+        if old is None:
             self._per_policy[event.policy] += 1
-            heapq.heappush(self._deadlines, (event.deadline, event.event_id))
-        self._pending[event.event_id] = data
+            heapq.heappush(self._deadlines, (event.deadline, event_id))
+        else:
+            self._pending_size -= len(old) + len(self._pending_rewards.pop(event_id, b""))
+        self._pending[event_id] = data
+        self._pending_size += len(data)
+
+    def _append_reward(self, event: Event, data: bytes) -> None:
+        """Append an encoded reward beside the held event's bytes."""
+        event_id = event.event_id
+        pending = event_id in self._pending
+        if not pending and event_id not in self._closed:
+            return
+        rewards = self._pending_rewards if pending else self._closed_rewards
+        held = rewards.get(event_id)
+        if held is None:
+            rewards[event_id] = bytearray(data)
+            size = len(data)
+        else:
+            held += b","
+            held += data
+            size = len(data) + 1
+        if pending:
+            self._pending_size += size
+        else:
+            self._closed_size += size
+            self._evict()
 
     def _retire(self, event: Event, data: bytes) -> None:
         """Move a closed event, encoded as `data`, from pending to the bounded closed set."""
-        if self._pending.pop(event.event_id, None) is not None:
+        event_id = event.event_id
+        old = self._pending.pop(event_id, None)
+        if old is not None:
             self._per_policy[event.policy] -= 1
-        self._closed[event.event_id] = data
-        while len(self._closed) > self._retain_closed:
-            self._closed.popitem(last=False)
+            self._pending_size -= len(old) + len(self._pending_rewards.pop(event_id, b""))
+        self._drop_closed(event_id)
+        self._closed[event_id] = data
+        self._closed_size += len(data)
+        self._evict()
+
+    def _drop_closed(self, event_id: str) -> None:
+        old = self._closed.pop(event_id, None)
+        if old is not None:
+            self._closed_size -= len(old) + len(self._closed_rewards.pop(event_id, b""))
+
+    def _evict(self) -> None:
+        """Drop the oldest closed events past the count or the bytes bound."""
+        while self._closed and (
+            len(self._closed) > self._retain_closed or self._closed_size > self._max_closed_bytes
+        ):
+            event_id, data = self._closed.popitem(last=False)
+            self._closed_size -= len(data) + len(self._closed_rewards.pop(event_id, b""))
 
     def _save(self, event: Event) -> None:
-        data = codec.encode(event)
-        if event.event_id in self._pending:
-            self._pending[event.event_id] = data
-        elif event.event_id in self._closed:
-            self._closed[event.event_id] = data
+        """Re-encode a held event whole (its rewards included)."""
+        if event.event_id in self._pending or event.event_id in self._closed:
+            self._keep(event)
+
+
+def _decode(data: bytes, rewards: bytearray | None) -> Event:
+    event = codec.decode(data)
+    if rewards:
+        event.rewards.extend(codec.decode_rewards(rewards))
+    return event

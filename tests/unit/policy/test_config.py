@@ -82,3 +82,29 @@ def test_config_version_changes_exactly_when_the_policy_does() -> None:
     b = make_config(p=support_policy()).policies["p"]
     c = make_config(p=support_policy(mode="frozen")).policies["p"]
     assert a.version() == b.version() != c.version()
+
+
+def test_operator_mistakes_in_the_file_are_config_errors(tmp_path: Path) -> None:
+    """Not tracebacks: a non-UTF-8 file and YAML nested too deep to parse."""
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("policies:\n  caf\xe9: {}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(latin1)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("policies: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(ConfigError, match="deep"):
+        load_config(deep)
+
+
+def test_rules_are_bounded_in_size_and_cost() -> None:
+    def rule(expression: str) -> dict[str, object]:
+        return support_policy(safety=[{"name": "r", "deny_when": expression, "reason": "because"}])
+
+    with pytest.raises(ConfigError, match=r"safety\.0\.deny_when.*at most 4096"):
+        make_config(support=rule(" || ".join(["context.a == 1"] * 1000)))
+    nested = "context.xs.exists(a, context.xs.exists(b, a == b))"
+    with pytest.raises(ConfigError, match="nested"):
+        make_config(support=rule(nested))
+    make_config(support=rule("context.xs.exists(a, a == 'x') || context.ys.all(b, b != '')"))
+    # A macro name inside a string literal is text, not a comprehension.
+    make_config(support=rule("context.xs.exists(a, a == '.exists(')"))

@@ -9,10 +9,16 @@ import pytest
 
 from nextbest.policy.config import Config
 from nextbest.policy.engine import EXCLUDED, NOT_A_CANDIDATE, Engine
-from nextbest.policy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from nextbest.policy.events import ActivationStatus, JoinStatus, RewardStatus
+from nextbest.policy.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from nextbest.policy.events import ActivationStatus, Event, JoinStatus, RewardStatus
 from nextbest.policy.ports import NullListener
-from nextbest.policy.requests import DecideInput, InlineAction, RewardInput
+from nextbest.policy.requests import DecideInput, InlineAction, Limits, RewardInput
 from nextbest.store.memory import MemoryStore
 from tests.conftest import make_config, support_policy
 
@@ -133,10 +139,29 @@ def test_exploration_is_bounded_and_skips_no_explore_actions(engine: Engine) -> 
 
 def test_same_event_id_returns_the_same_decision(engine: Engine) -> None:
     first = decide(engine, event_id="same")
-    again = decide(engine, event_id="same", intent="something else")
+    again = decide(engine, event_id="same")
     assert again == first
     with pytest.raises(AlreadyExists):
         engine.decide(DecideInput(policy="other", intent="x", event_id="same"))
+
+
+def test_a_used_event_id_with_another_request_is_refused_not_replayed(engine: Engine) -> None:
+    """Agents that use a conversation id as the event id must not get a stored refund."""
+    first = decide(engine, event_id="conv-1", candidate_action_ids=["offer_refund"])
+    assert first.action_id == "offer_refund"
+    for change in (
+        {"context": NEW_ACCOUNT},
+        {"intent": "something else"},
+        {"excluded_action_ids": ["ask_details"]},
+        {"candidate_action_ids": ["offer_refund", "ask_details"]},
+        {"actions": [InlineAction("new_tool")]},
+    ):
+        kw = {"event_id": "conv-1", "candidate_action_ids": ["offer_refund"], **change}
+        with pytest.raises(AlreadyExists, match="another request") as info:
+            decide(engine, **kw)
+        assert info.value.field == "event_id"
+    retry = decide(engine, event_id="conv-1", candidate_action_ids=["offer_refund"])
+    assert retry == first
 
 
 def test_same_event_id_reproduces_the_choice_across_engines(support_config: Config) -> None:
@@ -351,3 +376,114 @@ def test_reload_keeps_the_model_when_vw_args_are_unchanged(engine: Engine) -> No
     runtime = engine.policies["support.next_step"]
     assert runtime.model.version == "1"
     assert decide(engine, intent="x").epsilon == 0.05
+
+
+# -- hostile input and faults -------------------------------------------------------------
+
+
+def test_a_feature_bomb_is_refused_before_vw_builds_it(engine: Engine) -> None:
+    """Within every per-field limit, but crossed by -q ca --cubic ica it is ~10^9 features."""
+    texts = [f"t{j}" for j in range(64)]
+    context: dict[str, Any] = {f"k{i}": list(texts) for i in range(256)}
+    actions = [InlineAction(f"x{i}", {f"f{j}": list(texts) for j in range(4)}) for i in range(4)]
+    limits = Limits(max_request_chars=10**9)
+    bomb = Engine(engine.config, MemoryStore(), NullListener(), Clock(), limits)
+    with pytest.raises(InvalidArgument, match="at most 4096 allowed") as info:
+        decide(bomb, context=context, actions=actions)
+    assert info.value.field == "context"
+    wide = Engine(
+        engine.config,
+        MemoryStore(),
+        NullListener(),
+        Clock(),
+        Limits(max_request_chars=10**9, max_example_features=10**6),
+    )
+    with pytest.raises(InvalidArgument, match="interaction features") as info:
+        decide(wide, context=context, actions=actions)
+
+
+def test_a_request_too_large_in_bytes_is_refused(engine: Engine) -> None:
+    context: dict[str, Any] = {f"k{i}": "v" * 1000 for i in range(100)}
+    with pytest.raises(InvalidArgument, match="characters") as info:
+        decide(engine, context=context)
+    assert info.value.field == "context"
+
+
+def test_rewards_per_event_are_capped() -> None:
+    reward = {**support_policy()["reward"], "aggregation": "sum"}
+    config = make_config(p=support_policy(reward=reward))
+    engine = Engine(config, MemoryStore(), NullListener(), Clock(), Limits(max_rewards_per_event=3))
+    event = decide(engine, policy="p")
+    for i in range(3):
+        engine.reward(RewardInput(event.event_id, value=0.1, reward_id=f"r{i}"))
+    dup = engine.reward(RewardInput(event.event_id, value=0.1, reward_id="r0"))
+    assert dup.status is RewardStatus.DUPLICATE  # a retry of a kept reward still answers
+    with pytest.raises(ResourceExhausted, match="at most 3") as info:
+        engine.reward(RewardInput(event.event_id, value=0.1, reward_id="r3"))
+    assert info.value.field == "event_id"
+
+
+def test_a_reward_that_computes_to_no_number_is_refused() -> None:
+    reward = {
+        **support_policy()["reward"],
+        "signals": {"up": {"weight": 2.0}, "down": {"weight": -2.0}},
+    }
+    engine, _ = engine_for(make_config(p=support_policy(reward=reward)))
+    event = decide(engine, policy="p")
+    with pytest.raises(InvalidArgument, match="finite") as info:
+        engine.reward(RewardInput(event.event_id, signals={"up": 1e308, "down": 1e308}))
+    assert info.value.field == "signals"
+    assert engine.explain(event.event_id).rewards == []
+
+
+def test_ids_are_checked_before_they_are_echoed(engine: Engine) -> None:
+    huge = "x" * 10_000
+    for call in (engine.explain, engine.activate):
+        with pytest.raises(InvalidArgument, match="at most 128") as info:
+            call(huge)
+        assert huge not in str(info.value)
+
+
+class FlakyStore(MemoryStore):
+    """A store whose close fails for chosen events, the way a bug or a full disk would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: set[str] = set()
+
+    def close(self, event: Event) -> None:
+        if event.event_id in self.broken:
+            raise RuntimeError("cannot close")
+        super().close(event)
+
+
+def test_one_failing_close_does_not_strand_the_others(support_config: Config) -> None:
+    store, clock = FlakyStore(), Clock()
+    engine = Engine(support_config, store, NullListener(), clock)
+    events = [decide(engine, event_id=f"e{i}") for i in range(6)]
+    store.broken.add("e2")
+    clock.now = events[-1].deadline
+    assert engine.close_due() == 6
+    statuses = {e.event_id: engine.explain(e.event_id).join_status for e in events}
+    assert statuses.pop("e2") is JoinStatus.PENDING
+    assert set(statuses.values()) == {JoinStatus.LEARNED}
+    model = engine.policies["support.next_step"].model
+    assert model.learned == 5  # the failed one was not learned
+    store.broken.clear()
+    assert engine.close_due() == 0  # retried later, not at once
+    clock.now += 1.0
+    assert engine.close_due() == 1
+    assert engine.explain("e2").join_status is JoinStatus.LEARNED
+    assert model.learned == 6
+
+
+def test_learning_follows_the_mode_the_event_was_decided_in() -> None:
+    engine, _ = engine_for(make_config(p=support_policy(mode="online")))
+    online = decide(engine, policy="p", event_id="online")
+    engine.reload(make_config(p=support_policy(mode="frozen")))
+    frozen = decide(engine, policy="p", event_id="frozen")
+    engine.reload(make_config(p=support_policy(mode="online")))
+    engine.reward(RewardInput(online.event_id, value=1.0))
+    engine.reward(RewardInput(frozen.event_id, value=1.0))
+    assert engine.explain("online").join_status is JoinStatus.LEARNED  # paid-for exploration
+    assert engine.explain("frozen").join_status is JoinStatus.SKIPPED  # logged with p = 1

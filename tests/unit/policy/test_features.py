@@ -93,3 +93,18 @@ def test_any_string_parses_without_disturbing_other_features(
 @given(a=st.text(max_size=20), b=st.text(max_size=20))
 def test_distinct_strings_stay_distinct(a: str, b: str) -> None:
     assert (escape(a) == escape(b)) == (a == b)
+
+
+def test_all_digit_names_hash_as_strings_not_numbers() -> None:
+    """VW reads an all-digit name as a number: 7, 007 and 2^64+7 would be one feature."""
+    names = ["7", "007", "18446744073709551623"]
+    intents = [parsed([shared_line(n, {}), action_line("a", {})])[0]["i"] for n in names]
+    assert len({tuple(f) for f in intents}) == 3
+    keys = [parsed([shared_line("x", {n: 1.0}), action_line("a", {})])[0]["c"] for n in names]
+    assert len({tuple(f) for f in keys}) == 3
+
+
+def test_a_leading_underscore_never_reaches_dsjson_as_a_directive() -> None:
+    for name in ("_text", "_multi", "_label_cost", "_tag", "_slot_id"):
+        assert not escape(name).startswith("_")
+    assert escape("plan_gold") == "plan_gold"

@@ -56,3 +56,17 @@ def test_first_denying_rule_is_reported_once() -> None:
         ("ask_details", "always"),
         ("offer_refund", "always"),
     ]
+
+
+def test_any_evaluation_error_denies_with_the_cause() -> None:
+    """IndexError, ZeroDivisionError, OverflowError: "could not check" never means allowed."""
+    cases: list[tuple[str, dict[str, object]]] = [
+        ("context.tags[0] == 'blocked'", {"tags": []}),
+        ("1 / context.n > 0", {"n": 0}),
+        ("context.n * 9223372036854775807 > 0", {"n": 2}),
+    ]
+    for expression, context in cases:
+        rule = SafetyRule(name="r", deny_when=expression, reason="because")
+        masked = SafetyRules([rule]).mask("billing", context, ACTIONS)
+        assert [m.action_id for m in masked] == ["ask_details", "offer_refund"], expression
+        assert "could not be evaluated" in masked[0].reason

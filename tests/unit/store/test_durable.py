@@ -43,12 +43,30 @@ def config(**reward: Any) -> Config:
     return make_config(p=support_policy(reward=spec, safety=[], actions=actions))
 
 
+_open: dict[Path, DurableStore] = {}
+
+
+def crash(store: DurableStore) -> None:
+    """What the death of the process does to the store: its lock is gone (written lines
+    stay written; nothing is fsynced or checkpointed)."""
+    store.lock.release()
+
+
 def start(
-    data: Path, cfg: Config, clock: Clock, durability: Durability | None = None
+    data: Path,
+    cfg: Config,
+    clock: Clock,
+    durability: Durability | None = None,
+    retain_closed: int = 10_000,
+    **bounds: int,
 ) -> tuple[Engine, DurableStore, Any]:
+    """Open the data dir as a restart would, the previous store there having crashed."""
+    if data in _open:
+        crash(_open.pop(data))
     store, models, recovery = open_store(
-        data, cfg, durability or Durability(), retain_closed=10_000
+        data, cfg, durability or Durability(), retain_closed=retain_closed, **bounds
     )
+    _open[data] = store
     return Engine(cfg, store, NullListener(), clock, models=models), store, recovery
 
 
