@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         "simulate", help="drive the service with a simulated scenario and show it learn"
     )
     simulate_command.add_arguments(simulate)
+    from nextbest.evaluate import command as evaluate_command
+
+    evaluate = commands.add_parser(
+        "evaluate", help="estimate policies and rewards off-policy on logged decisions (DSJSON)"
+    )
+    evaluate_command.add_arguments(evaluate)
     return parser
 
 
@@ -147,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "simulate":
         return simulate_command.run(args)
+    if args.command == "evaluate":
+        from nextbest.evaluate import command as evaluate_command
+
+        return evaluate_command.run(args)
     if args.command == "model":
         return _model(args)
     if args.command == "health":
