@@ -13,5 +13,18 @@ echo "== mypy"
 bash "$ROOT/scripts/test-typescript.sh"
 echo "== adapter venvs (CrewAI and AutoGen pin what the server pins differently)"
 bash "$ROOT/scripts/test-adapters.sh" --build-only
+# tests/deploy run promtool and a real Prometheus server: Debian's prometheus package.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  sudo_=()
+  [ "$(id -u)" = 0 ] || sudo_=(sudo -n)
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    echo "== installing prometheus and promtool (Debian package)"
+    "${sudo_[@]}" apt-get update -qq
+    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "== prometheus/promtool missing (needs root or sudo): tests/deploy skip their Prometheus tests"
+  fi
+fi
 echo "== pytest"
 NEXTBEST_ADAPTER_VENVS="$VENV/adapters" "$VENV/bin/pytest" -n "${PYTEST_WORKERS:-auto}" "$@"

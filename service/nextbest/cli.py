@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         help="/metrics HOST:PORT [NEXTBEST_METRICS_ADDRESS]",
     )
     serve.add_argument(
+        "--http-address",
+        default=_env("HTTP_ADDRESS"),
+        help="Azure Personalizer-compatible REST API on HOST:PORT; off by default "
+        "[NEXTBEST_HTTP_ADDRESS]",
+    )
+    serve.add_argument(
         "--data-dir",
         default=_env("DATA_DIR", "nextbest-data"),
         help="where logs and models are kept [NEXTBEST_DATA_DIR]",
@@ -51,11 +57,21 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="[NEXTBEST_LOG_LEVEL]",
     )
+    _add_security_arguments(serve)
     from nextbest import health
 
     health.add_arguments(
         commands.add_parser("health", help="exit 0 only when a server answers SERVING"),
         _env("ADDRESS"),
+    )
+    token = commands.add_parser("token", help="make tokens for the auth file")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    new_token = token_commands.add_parser(
+        "new", help="print a fresh random token and the auth file entry that admits it"
+    )
+    new_token.add_argument("--name", required=True, help="the caller, as logs and audits show it")
+    new_token.add_argument(
+        "--scopes", required=True, help="comma-separated: decide, reward, read, admin"
     )
     config = commands.add_parser("config", help="work with policy files")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -76,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         "simulate", help="drive the service with a simulated scenario and show it learn"
     )
     simulate_command.add_arguments(simulate)
+    from nextbest import admin_command
+
+    admin_command.add_arguments(
+        commands.add_parser("admin", help="steer a running service: exploration, mode, models")
+    )
     from nextbest.evaluate import command as evaluate_command
 
     evaluate = commands.add_parser(
@@ -85,7 +106,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag(name: str) -> bool:
+    return (_env(name) or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _add_security_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--auth-file",
+        default=_env("AUTH_FILE"),
+        help="tokens with scopes (YAML, see README); re-read on SIGHUP [NEXTBEST_AUTH_FILE]",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=_flag("ALLOW_UNAUTHENTICATED"),
+        help="serve a non-loopback address without --auth-file [NEXTBEST_ALLOW_UNAUTHENTICATED]",
+    )
+    serve.add_argument(
+        "--tls-cert", default=_env("TLS_CERT"), help="PEM certificate chain [NEXTBEST_TLS_CERT]"
+    )
+    serve.add_argument(
+        "--tls-key", default=_env("TLS_KEY"), help="PEM private key [NEXTBEST_TLS_KEY]"
+    )
+    serve.add_argument(
+        "--tls-client-ca",
+        default=_env("TLS_CLIENT_CA"),
+        help="PEM CA: require client certificates it signed (mTLS) [NEXTBEST_TLS_CLIENT_CA]",
+    )
+
+
+def _token(args: argparse.Namespace) -> int:
+    from nextbest.api.auth import SCOPES, new_token
+
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = [s for s in scopes if s not in SCOPES]
+    if not scopes or unknown:
+        shown = ", ".join(unknown) or "none given"
+        print(f"nextbest token new: --scopes: {shown}: use {', '.join(SCOPES)}", file=sys.stderr)
+        return 2
+    try:
+        token, entry = new_token(args.name, scopes)
+    except ValueError as exc:
+        print(f"nextbest token new: {exc}", file=sys.stderr)
+        return 2
+    print("# the token: give it to the caller (nextbest keeps only its hash)")
+    print(token)
+    print("# the auth file entry: add it under `tokens:`, then send the server SIGHUP")
+    print(entry, end="")
+    return 0
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from nextbest.api.server import Server
     from nextbest.settings import ServerSettings
     from nextbest.store.durable import Durability
@@ -96,12 +169,22 @@ async def _serve(args: argparse.Namespace) -> int:
             config=args.config,
             address=args.address,
             metrics_address=args.metrics_address,
+            http_address=args.http_address or None,
             data_dir=args.data_dir,
             log_level=args.log_level,
             durability=Durability(fsync=args.fsync),
+            auth_file=args.auth_file or None,
+            allow_unauthenticated=args.allow_unauthenticated,
+            tls_cert=args.tls_cert or None,
+            tls_key=args.tls_key or None,
+            tls_client_ca=args.tls_client_ca or None,
         )
         server = Server(settings)
         await server.start()
+    except ValidationError as exc:  # the settings: one line per wrong value
+        reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        log.error("cannot_start", reason=reason)
+        return 2
     except (ConfigError, OSError, ValueError) as exc:
         log.error("cannot_start", reason=str(exc))
         return 2
@@ -112,15 +195,22 @@ async def _serve(args: argparse.Namespace) -> int:
     reloads: set[asyncio.Task[bool]] = set()  # held until done: the loop keeps weak refs
 
     def reload() -> None:
+        server.reload_auth()  # a small file: read here, before the config
         task = asyncio.ensure_future(server.reload_async())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    await stopping.wait()
+    signalled = asyncio.ensure_future(stopping.wait())
+    failed = asyncio.ensure_future(server.failed.wait())
+    await asyncio.wait([signalled, failed], return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (signalled, failed):
+        waiter.cancel()
     log.info("stopping")
     await server.stop()
-    return 0
+    # The data dir failed (an fsync error): exit non-zero so that a supervisor restarts the
+    # process, which recovers from what the disk holds.
+    return 1 if server.failed.is_set() else 0
 
 
 def _model(args: argparse.Namespace) -> int:
@@ -153,12 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "simulate":
         return simulate_command.run(args)
+    if args.command == "admin":
+        from nextbest import admin_command
+
+        return admin_command.run(args)
     if args.command == "evaluate":
         from nextbest.evaluate import command as evaluate_command
 
         return evaluate_command.run(args)
     if args.command == "model":
         return _model(args)
+    if args.command == "token":
+        return _token(args)
     if args.command == "health":
         from nextbest import health
 

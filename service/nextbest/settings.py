@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nextbest.policy.requests import Limits
 from nextbest.store.durable import Durability
@@ -24,6 +24,9 @@ class ServerSettings(BaseModel):
     config: Path
     address: str = "127.0.0.1:50051"
     metrics_address: str = "127.0.0.1:9464"
+    http_address: str | None = Field(
+        None, description="the Azure Personalizer-compatible REST API; None: off"
+    )
     data_dir: Path = Path("nextbest-data")
     log_level: str = "info"
     join_tick: float = Field(0.02, gt=0, description="seconds between checks for ended windows")
@@ -42,12 +45,36 @@ class ServerSettings(BaseModel):
     )
     durability: Durability = Field(default_factory=Durability)
     limits: Limits = Field(default_factory=Limits)
+    auth_file: Path | None = Field(None, description="tokens with scopes (YAML); None: no auth")
+    allow_unauthenticated: bool = Field(
+        False, description="serve a non-loopback address without an auth file"
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate chain: serve TLS")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle: require client certificates it signed (mTLS)"
+    )
 
     @field_validator("address", "metrics_address")
     @classmethod
     def _address(cls, value: str) -> str:
         split_address(value)
         return value
+
+    @field_validator("http_address")
+    @classmethod
+    def _http_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tls(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS)")
+        return self
 
     @field_validator("log_level")
     @classmethod

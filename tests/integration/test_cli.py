@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -162,3 +163,33 @@ def test_config_check_builds_the_vw_arguments(tmp_path: Path) -> None:
         assert checked.returncode == 1, checked
         assert checked.stderr.startswith("invalid: "), checked.stderr
         assert "Traceback" not in checked.stderr
+
+
+def test_nextbest_admin_steers_a_running_server(served: tuple[Process, dict[str, Any]]) -> None:
+    process, started = served
+    address = started["grpc_address"]
+
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nextbest", "admin", "--address", address, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    night = ("--intent", "billing_dispute=0.05", "--reason", "night")
+    done = admin("set-exploration", "support.next_step", *night)
+    assert done.returncode == 0, done.stderr
+    assert "override exploration.per_intent.billing_dispute = 0.05 over 0.2  by anonymous" in (
+        done.stdout
+    )
+    assert decide(address).epsilon == 0.05  # a billing_dispute decision
+    shown = json.loads(admin("--json", "get", "support.next_step").stdout)
+    assert shown["exploration"]["per_intent"] == {"billing_dispute": 0.05}
+    assert shown["file_exploration"]["per_intent"] == {"billing_dispute": 0.2}
+    refused = admin("set-exploration", "support.next_step", "--epsilon", "0.9", "--reason", "x")
+    assert refused.returncode == 1
+    assert "INVALID_ARGUMENT: epsilon: 0.9 exceeds the policy's max_epsilon 0.3" in refused.stderr
+    assert admin("clear", "support.next_step", "--reason", "morning").returncode == 0
+    assert decide(address).epsilon == 0.2
+    process.wait_event("config_change")

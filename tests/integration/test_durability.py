@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import resource
 import subprocess
 import sys
@@ -14,12 +16,13 @@ import grpc
 import orjson
 import pytest
 import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
 from tests.conftest import support_policy
-from tests.integration.conftest import Process, wait_for
+from tests.integration.conftest import Process, RunningServer, wait_for
 
 POLICY = "support"
 
@@ -267,3 +270,24 @@ def test_model_export_and_import(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert "other VW arguments" in refused.stderr
+
+
+def test_a_failed_fsync_turns_health_off_and_asks_the_process_to_stop(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync=interval: the background sync fails (EIO); nothing more is acknowledged, health
+    says NOT_SERVING, and `nextbest serve` stops (exit 1) for its supervisor to restart it."""
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    server.stub.Decide(pb.DecideRequest(policy="support.next_step", intent="x"))
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    wait_for(lambda: server.server.failed.is_set())
+    monkeypatch.undo()
+    health = health_pb2_grpc.HealthStub(server.channel)
+    reply = health.Check(health_pb2.HealthCheckRequest(service=""))
+    assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    with pytest.raises(grpc.RpcError) as err:
+        server.stub.Decide(pb.DecideRequest(policy="support.next_step", intent="x"))
+    assert err.value.code() is grpc.StatusCode.UNAVAILABLE

@@ -9,15 +9,20 @@ import { fileURLToPath } from "node:url";
 
 const pkg = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const source = resolve(pkg, "../../proto");
-const file = "nextbest/v1/decision.proto";
+// DecisionService (agents) and AdminService (operators); keep in step with PROTO_FILES in src/proto.ts.
+const files = ["nextbest/v1/decision.proto", "nextbest/v1/admin.proto"];
 
-if (!existsSync(join(source, file))) {
-  console.error(`generate: ${join(source, file)} not found (run inside the nextbest repository)`);
-  process.exit(1);
+for (const file of files) {
+  if (!existsSync(join(source, file))) {
+    console.error(`generate: ${join(source, file)} not found (run inside the nextbest repository)`);
+    process.exit(1);
+  }
 }
 rmSync(join(pkg, "proto"), { recursive: true, force: true });
-mkdirSync(dirname(join(pkg, "proto", file)), { recursive: true });
-cpSync(join(source, file), join(pkg, "proto", file));
+for (const file of files) {
+  mkdirSync(dirname(join(pkg, "proto", file)), { recursive: true });
+  cpSync(join(source, file), join(pkg, "proto", file));
+}
 
 const out = join(pkg, "src", "generated");
 rmSync(out, { recursive: true, force: true });
@@ -33,8 +38,8 @@ execFileSync(
     "--includeComments",
     `--includeDirs=${join(pkg, "proto")}`,
     `--outDir=${out}`,
-    file,
+    ...files,
   ],
   { stdio: "inherit" },
 );
-console.log(`generate: proto/${file} and src/generated/ written`);
+console.log(`generate: ${files.map((f) => `proto/${f}`).join(", ")} and src/generated/ written`);

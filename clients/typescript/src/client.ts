@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { NextBestError, isServiceError, pyRepr } from "./errors";
+import { NextBestError, pyRepr } from "./errors";
 import type { ActivateRequest } from "./generated/nextbest/v1/ActivateRequest";
 import type { ActivateResponse__Output } from "./generated/nextbest/v1/ActivateResponse";
 import type { ActivationStatus__Output } from "./generated/nextbest/v1/ActivationStatus";
@@ -14,6 +14,7 @@ import type { RewardRequest as RewardRequestPb } from "./generated/nextbest/v1/R
 import type { RewardResponse__Output } from "./generated/nextbest/v1/RewardResponse";
 import type { RewardStatus__Output } from "./generated/nextbest/v1/RewardStatus";
 import { nextbestV1 } from "./proto";
+import { type CallOptions, Caller, type ConnectionOptions, type Unary, connection } from "./rpc";
 import { type Context, type ContextValue, fromValueMap, toValueMap } from "./values";
 
 type Unprefixed<S extends string, P extends string> = S extends `${P}${infer Rest}` ? Rest : S;
@@ -25,30 +26,10 @@ export type ActivationStatus = Unprefixed<ActivationStatus__Output, "ACTIVATION_
 /** PENDING (in the reward window), LEARNED, SKIPPED (not learned). */
 export type JoinStatus = Unprefixed<JoinStatus__Output, "JOIN_STATUS_">;
 
-export interface NextBestOptions {
-  /** Sent as `authorization: Bearer <token>` with every call. */
-  token?: string;
-  /** `true`: TLS with the system's roots; or grpc-js credentials (`credentials.createSsl(ca)`). Default: plaintext. */
-  tls?: boolean | grpc.ChannelCredentials;
-  /** Deadline of each attempt, in ms. Default 5000. */
-  timeoutMs?: number;
-  /** Attempts per call when the server is UNAVAILABLE or the deadline passes; 1 disables retries. Default 3. */
-  maxAttempts?: number;
-  /** Wait before the second attempt, in ms; doubled for each further one (with jitter). Default 100. */
-  initialBackoffMs?: number;
-  /** Upper bound of the wait between attempts, in ms. Default 2000. */
-  maxBackoffMs?: number;
-  /** Extra grpc-js channel options. */
-  channelOptions?: grpc.ChannelOptions;
-}
+/** How to reach the server: token, TLS, deadlines, retries (see {@link ConnectionOptions}). */
+export type NextBestOptions = ConnectionOptions;
 
-/** Options of one call. */
-export interface CallOptions {
-  /** Overrides the client's per-attempt deadline. */
-  timeoutMs?: number;
-  /** Cancels the call (and its retries); it then rejects with code CANCELLED. */
-  signal?: AbortSignal;
-}
+export type { CallOptions };
 
 /** An action given with the request, scored like a catalog action (e.g. a dynamic tool choice). */
 export interface InlineAction {
@@ -174,15 +155,6 @@ export interface Explanation {
   vwExample: string[];
 }
 
-const RETRYABLE = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
-
-type Unary<Req, Res> = (
-  request: Req,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: grpc.requestCallback<Res>,
-) => grpc.ClientUnaryCall;
-
 const unprefix = <P extends string, S extends string>(prefix: P, value: S): Unprefixed<S, P> =>
   (value.startsWith(prefix) ? value.slice(prefix.length) : value) as Unprefixed<S, P>;
 
@@ -204,12 +176,6 @@ function texts(value: unknown, field: string): string[] {
   return value.map((item, i) => text(item, `${field}[${i}]`));
 }
 
-function cancelled(signal: AbortSignal): NextBestError {
-  return new NextBestError(grpc.status.CANCELLED, "cancelled by the caller", {
-    cause: signal.reason,
-  });
-}
-
 /**
  * The nextbest client: ask which action to take (`decide`), report how it went (`reward`),
  * activate deferred events (`activate`), read the stored record (`explain`).
@@ -220,27 +186,13 @@ function cancelled(signal: AbortSignal): NextBestError {
  */
 export class NextBest {
   private readonly stub: DecisionServiceClient;
-  private readonly token: string | undefined;
-  private readonly timeoutMs: number;
-  private readonly maxAttempts: number;
-  private readonly initialBackoffMs: number;
-  private readonly maxBackoffMs: number;
+  private readonly caller: Caller;
 
   constructor(target: string, options: NextBestOptions = {}) {
-    const tls = options.tls ?? false;
-    const credentials =
-      tls === true
-        ? grpc.credentials.createSsl()
-        : tls === false
-          ? grpc.credentials.createInsecure()
-          : tls;
+    const { credentials, channelOptions, token } = connection(options);
     const Service = nextbestV1().DecisionService;
-    this.stub = new Service(target, credentials, options.channelOptions);
-    this.token = options.token;
-    this.timeoutMs = options.timeoutMs ?? 5000;
-    this.maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 3));
-    this.initialBackoffMs = options.initialBackoffMs ?? 100;
-    this.maxBackoffMs = options.maxBackoffMs ?? 2000;
+    this.stub = new Service(target, credentials, channelOptions);
+    this.caller = new Caller(token, options);
   }
 
   /** Pick the next action. Context values: number, string, boolean or string[]; anything else throws. */
@@ -372,54 +324,7 @@ export class NextBest {
     this.stub.close();
   }
 
-  private async call<Req, Res>(method: Unary<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
-    const { signal } = options;
-    for (let attempt = 1; ; attempt++) {
-      if (signal?.aborted) throw cancelled(signal);
-      try {
-        return await this.attempt(method, request, options);
-      } catch (err) {
-        const error = isServiceError(err) ? NextBestError.fromServiceError(err) : err;
-        const retry =
-          error instanceof NextBestError &&
-          RETRYABLE.has(error.grpcCode) &&
-          attempt < this.maxAttempts &&
-          !signal?.aborted;
-        if (!retry) throw signal?.aborted ? cancelled(signal) : error;
-      }
-      const backoff = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (attempt - 1));
-      await sleep(backoff * (0.5 + Math.random() / 2), signal);
-    }
+  private call<Req, Res>(method: Unary<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
+    return this.caller.call(method, request, options);
   }
-
-  private attempt<Req, Res>(method: Unary<Req, Res>, request: Req, options: CallOptions): Promise<Res> {
-    const metadata = new grpc.Metadata();
-    if (this.token) metadata.set("authorization", `Bearer ${this.token}`);
-    const deadline = new Date(Date.now() + (options.timeoutMs ?? this.timeoutMs));
-    return new Promise<Res>((resolve, reject) => {
-      const onAbort = (): void => call.cancel();
-      const call = method(request, metadata, { deadline }, (err, response) => {
-        options.signal?.removeEventListener("abort", onAbort);
-        if (err) reject(err);
-        else if (response === undefined) reject(new NextBestError(grpc.status.INTERNAL, "empty response"));
-        else resolve(response);
-      });
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(cancelled(signal));
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(cancelled(signal!));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -17,5 +17,16 @@ export {
   type RewardResult,
   type RewardStatus,
 } from "./client";
+export {
+  AdminClient,
+  type ExplorationChange,
+  type ExplorationSettings,
+  type ModelCheckpoint,
+  type Override,
+  type PolicyCounters,
+  type PolicyStatus,
+  type ReloadResult,
+} from "./admin";
 export { NextBestError, type StatusName } from "./errors";
+export { type ConnectionOptions, type Pem, type TlsOptions, tlsFromEnv } from "./rpc";
 export type { Context, ContextValue } from "./values";

@@ -1,6 +1,10 @@
-"""The RPC boundary of DecisionService: parse, call, and answer every failure with a status.
+"""The RPC boundary of every nextbest service: authorize, parse, call, and answer every
+failure with a status.
 
-Registered instead of the generated ``add_DecisionServiceServicer_to_server``. The handlers
+Registered instead of the generated ``add_*Servicer_to_server``. Each method needs a scope
+(``decide``, ``reward``, ``read``, ``admin``); the `authorize` hook (see ``api.auth``) turns
+the call's credentials into the caller's identity or refuses it, and the identity is
+available to the servicer, for audit records, as :data:`CALLER`. The handlers
 take raw bytes, so a request that does not parse is INVALID_ARGUMENT (grpc's own deserializer
 would answer UNKNOWN, echoing the exception). A DecisionError becomes its status; anything
 else is a bug: INTERNAL with a fixed message (no internals reach the caller), logged with its
@@ -13,7 +17,9 @@ Reflection is unaffected: it reads file descriptors, not handlers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -25,33 +31,67 @@ from nextbest.observability.metrics import Metrics
 from nextbest.policy.errors import DecisionError, InvalidArgument
 from nextbest_client.v1 import decision_pb2 as pb
 
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """One RPC: its messages, and the scope a caller needs for it."""
+
+    request: type[Message]
+    response: type[Message]
+    scope: str
+
+
 SERVICE = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
-METHODS: dict[str, tuple[type[Message], type[Message]]] = {
-    "Decide": (pb.DecideRequest, pb.DecideResponse),
-    "DecideBatch": (pb.DecideBatchRequest, pb.DecideBatchResponse),
-    "Reward": (pb.RewardRequest, pb.RewardResponse),
-    "Activate": (pb.ActivateRequest, pb.ActivateResponse),
-    "Explain": (pb.ExplainRequest, pb.ExplainResponse),
+METHODS: dict[str, Method] = {
+    "Decide": Method(pb.DecideRequest, pb.DecideResponse, "decide"),
+    "DecideBatch": Method(pb.DecideBatchRequest, pb.DecideBatchResponse, "decide"),
+    "Reward": Method(pb.RewardRequest, pb.RewardResponse, "reward"),
+    "Activate": Method(pb.ActivateRequest, pb.ActivateResponse, "decide"),
+    "Explain": Method(pb.ExplainRequest, pb.ExplainResponse, "read"),
 }
 INTERNAL_MESSAGE = "internal error (the server logged it)"
 LOGGED_ID_CHARS = 256  # an event id in a log line: enough to find it, bounded
+ANONYMOUS = "anonymous"
+# Who is calling, for the duration of one call: set by the boundary, read by servicers
+# that record the caller (audit records).
+CALLER: ContextVar[str] = ContextVar("nextbest_caller", default=ANONYMOUS)
 
 Handler = Callable[[Any, Any], Awaitable[Message]]
+# (the call's context, the scope the method needs) → the caller's identity; raises a
+# DecisionError subclass (Unauthenticated, PermissionDenied) to refuse the call.
+Authorize = Callable[[Any, str], str]
 
 
-def add_decision_service(servicer: object, server: grpc.aio.Server, metrics: Metrics) -> None:
-    """Register every method of `servicer` (DecisionServiceServicer) behind the boundary."""
+def add_service(
+    server: grpc.aio.Server,
+    service: str,
+    methods: Mapping[str, Method],
+    servicer: object,
+    metrics: Metrics,
+    authorize: Authorize | None = None,
+) -> None:
+    """Register every method of `servicer` behind the boundary."""
     log = get_logger("nextbest.api")
     handlers: dict[str, grpc.RpcMethodHandler[bytes, Message]] = {
         name: grpc.unary_unary_rpc_method_handler(
-            _guarded(name, getattr(servicer, name), request_type, metrics, log),
+            _guarded(name, getattr(servicer, name), method, metrics, log, authorize),
             request_deserializer=None,  # bytes: parsed in the guard
-            response_serializer=response_type.SerializeToString,
+            response_serializer=method.response.SerializeToString,
         )
-        for name, (request_type, response_type) in METHODS.items()
+        for name, method in methods.items()
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
+
+
+def add_decision_service(
+    servicer: object,
+    server: grpc.aio.Server,
+    metrics: Metrics,
+    authorize: Authorize | None = None,
+) -> None:
+    """Register DecisionService (`servicer`: a DecisionServiceServicer)."""
+    add_service(server, SERVICE, METHODS, servicer, metrics, authorize)
 
 
 def log_bug(log: Any, method: str, request: object, **extra: object) -> None:
@@ -63,12 +103,23 @@ def log_bug(log: Any, method: str, request: object, **extra: object) -> None:
 
 
 def _guarded(
-    name: str, method: Handler, request_type: type[Message], metrics: Metrics, log: Any
+    name: str,
+    method: Handler,
+    spec: Method,
+    metrics: Metrics,
+    log: Any,
+    authorize: Authorize | None,
 ) -> Callable[[bytes, Any], Awaitable[Message]]:
-    parse = request_type.FromString
-    not_parsed = f"request: not a valid {request_type.DESCRIPTOR.full_name}"
+    parse = spec.request.FromString
+    not_parsed = f"request: not a valid {spec.request.DESCRIPTOR.full_name}"
+    scope = spec.scope
 
     async def handle(data: bytes, context: Any) -> Message:
+        if authorize is not None:
+            try:
+                CALLER.set(authorize(context, scope))
+            except DecisionError as exc:
+                await abort(context, name, to_status(exc))
         try:
             request = parse(data)
         except DecodeError:

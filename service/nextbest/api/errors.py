@@ -13,6 +13,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from nextbest.api.auth import PermissionDenied, Unauthenticated
 from nextbest.policy.errors import (
     AlreadyExists,
     DecisionError,
@@ -30,6 +31,8 @@ CODES: dict[type[DecisionError], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 # grpc-message is percent-encoded (≤ 3 bytes per byte) and the details base64-encoded (4/3):
 # with these bounds a whole error stays under 5 KiB of metadata.

@@ -13,15 +13,23 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from nextbest.api.boundary import add_decision_service
+from nextbest.api.admin import METHODS as ADMIN_METHODS
+from nextbest.api.admin import SERVICE as ADMIN_SERVICE
+from nextbest.api.admin import AdminServicer
+from nextbest.api.auth import AuthFileError, Authorizer, is_loopback
+from nextbest.api.boundary import add_decision_service, add_service
 from nextbest.api.decision import DecisionServicer
+from nextbest.api.personalizer.http import PersonalizerHttp, check_exposure
+from nextbest.observability.audit import AuditTelemetry
 from nextbest.observability.http import serve_metrics
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics, Telemetry
 from nextbest.policy.config import Config, load_config
+from nextbest.policy.control import Control, ReloadVerdict
 from nextbest.policy.engine import Engine, PreparedConfig
-from nextbest.policy.errors import ConfigError
+from nextbest.policy.errors import ConfigError, DecisionError
 from nextbest.settings import ServerSettings, split_address
+from nextbest.store.control import ControlFiles
 from nextbest.store.durable import open_store
 from nextbest.store.lock import DataDirError
 from nextbest_client.v1 import decision_pb2
@@ -36,6 +44,9 @@ class Server:
         self.settings = settings
         self.log = get_logger("nextbest.server")
         self.metrics = Metrics()
+        # Before the data dir is opened: a bad auth file or an open address stops the start.
+        self.authorize = self._authorizer(settings)
+        check_exposure(settings, self.authorize)  # the Personalizer API's address
         config = config if config is not None else load_config(settings.config)
         try:
             self.store, models, recovery = open_store(
@@ -64,6 +75,12 @@ class Server:
             )
         for problem in recovery.problems:
             self.log.warning("checkpoint_skipped", reason=problem)
+        self.control_files = ControlFiles(Path(settings.data_dir), self.store)
+        try:
+            overrides = self.control_files.load_overrides()
+        except ConfigError:
+            self.store.close_files()  # and its data-dir lock
+            raise
         self.engine = Engine(
             config,
             self.store,
@@ -71,6 +88,10 @@ class Server:
             time.time,
             settings.limits,
             models=models,
+            overrides=overrides,
+        )
+        self.control = Control(
+            self.engine, self.control_files, time.time, AuditTelemetry(self.metrics)
         )
         self.metrics.watch(
             self.engine.pending_counts,
@@ -78,6 +99,8 @@ class Server:
         )
         self.port = 0
         self.metrics_port = 0
+        self.http_port = 0  # the Personalizer-compatible REST API (--http-address), if on
+        self._personalizer: PersonalizerHttp | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -87,24 +110,56 @@ class Server:
         self._checkpoint_backoff = 0.0  # seconds; doubles after each failed checkpoint
         self._checkpoint_retry_at = 0.0  # monotonic time before which none is tried
         self._failure_reported = False
+        self.failed = asyncio.Event()  # set when the data dir failed: the process should stop
 
     async def start(self) -> None:
         limit = self.settings.max_receive_message_bytes
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
         add_decision_service(
-            DecisionServicer(self.engine, self.metrics, self.store.commit), server, self.metrics
+            DecisionServicer(self.engine, self.metrics, self.store.commit),
+            server,
+            self.metrics,
+            authorize=self.authorize,
+        )
+        add_service(
+            server,
+            ADMIN_SERVICE,
+            ADMIN_METHODS,
+            AdminServicer(self.control, self.metrics, self.engine.pending_counts, self._reload_for),
+            self.metrics,
+            authorize=self.authorize,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+            [SERVICE_NAME, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         host, port = split_address(self.settings.address)
-        self.port = server.add_insecure_port(f"{host}:{port}")
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        credentials = self._credentials()
+        try:
+            self.port = (
+                server.add_secure_port(bind, credentials)
+                if credentials is not None
+                else server.add_insecure_port(bind)
+            )
+        except RuntimeError:  # grpc says only "failed to bind"
+            hint = ", or --tls-key is not the key of --tls-cert" if credentials else ""
+            raise OSError(f"cannot bind gRPC to {self.settings.address} (in use{hint})") from None
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {self.settings.address}")
         mhost, mport = split_address(self.settings.metrics_address)
         self._http = serve_metrics(self.metrics.registry, mhost, mport)
         self.metrics_port = self._http.server_port
+        if self.settings.http_address:
+            self._personalizer = await PersonalizerHttp.start(
+                self.settings,
+                self.engine,
+                self.control,
+                self.store.commit,
+                self.authorize,
+                self.metrics,
+            )
+            self.http_port = self._personalizer.port
         await server.start()
         self._grpc = server
         for name in ("", SERVICE_NAME):
@@ -117,11 +172,67 @@ class Server:
             "serving",
             grpc_address=f"{host}:{self.port}",
             metrics_address=f"{mhost}:{self.metrics_port}",
+            http_address=(
+                f"{split_address(self.settings.http_address)[0]}:{self.http_port}"
+                if self.settings.http_address
+                else None
+            ),
             policies=sorted(self.engine.policies),
             config=str(self.settings.config),
             data_dir=str(self.settings.data_dir),
             fsync=self.settings.durability.fsync,
+            tls=credentials is not None,
+            mtls=self.settings.tls_client_ca is not None,
+            auth_file=str(self.settings.auth_file) if self.settings.auth_file else None,
         )
+
+    def _authorizer(self, settings: ServerSettings) -> Authorizer:
+        """The boundary's `authorize` hook; refuses an address others can reach when no
+        caller would have to prove who it is."""
+        authorizer = Authorizer(settings.auth_file, settings.tls_client_ca is not None)
+        host, _ = split_address(settings.address)
+        if authorizer.enabled or settings.tls_client_ca is not None or is_loopback(host):
+            return authorizer
+        if not settings.allow_unauthenticated:
+            raise ValueError(
+                f"{settings.address} is reachable from other hosts and every call would be "
+                "accepted: give --auth-file (or --tls-client-ca), or --allow-unauthenticated"
+            )
+        self.log.warning(
+            "unauthenticated",
+            address=settings.address,
+            reason="--allow-unauthenticated: anyone who reaches the address may call",
+        )
+        return authorizer
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        """TLS from --tls-cert/--tls-key; client certificates required with --tls-client-ca."""
+        settings = self.settings
+        if settings.tls_cert is None or settings.tls_key is None:
+            return None
+        cert = _pem(settings.tls_cert, "--tls-cert", "CERTIFICATE")
+        key = _pem(settings.tls_key, "--tls-key", "PRIVATE KEY")
+        ca = (
+            _pem(settings.tls_client_ca, "--tls-client-ca", "CERTIFICATE")
+            if settings.tls_client_ca is not None
+            else None
+        )
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+        )
+
+    def reload_auth(self) -> bool:
+        """Re-read the auth file (on SIGHUP); a bad one is logged and the tokens in force
+        stay."""
+        if not self.authorize.enabled:
+            return True
+        try:
+            tokens = self.authorize.reload()
+        except AuthFileError as exc:
+            self.log.error("auth_rejected", auth_file=str(self.authorize.path), reason=str(exc))
+            return False
+        self.log.info("auth_reloaded", auth_file=str(self.authorize.path), tokens=tokens)
+        return True
 
     async def _join_clock(self) -> None:
         """Close ended windows (learning each event with its joined or default reward), and
@@ -137,11 +248,13 @@ class Server:
                 closed = 0
             if self.store.failure is not None and not self._failure_reported:
                 # An fsync failed: the store refuses writes until a restart recovers from
-                # what the disk holds; say so, and let health checks restart the process.
+                # what the disk holds; say so, turn health to NOT_SERVING, and stop (`nextbest
+                # serve` then exits 1, for a supervisor to restart it).
                 self._failure_reported = True
                 self.log.error("data_dir_failed", reason=self.store.failure)
                 for name in ("", SERVICE_NAME):
                     await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+                self.failed.set()
             await asyncio.sleep(0 if closed == limit else self.settings.join_tick)
 
     def _maybe_checkpoint(self, force: bool = False) -> None:
@@ -185,15 +298,37 @@ class Server:
     async def reload_async(self, path: Path | None = None) -> bool:
         """`reload` with the slow part (parsing, compiling rules, making VW workspaces) on
         a thread, so a large file or rule never stalls the calls being served; reloads run
-        one at a time."""
+        one at a time. Audited as a SIGHUP."""
+        verdict = await self._reload_for("SIGHUP", "signal", path)
+        return verdict.applied
+
+    async def _reload_for(
+        self, reason: str, caller: str, path: Path | None = None
+    ) -> ReloadVerdict:
+        """Reload the config file (and the auth file) for `caller`, audit it, and say what
+        happened."""
         path = path or self.settings.config
+        if caller != "signal":  # SIGHUP re-reads the auth file itself, first
+            self.reload_auth()
         async with self._reloading:
+            before = {name: rt.version for name, rt in self.engine.policies.items()}
             try:
                 config = await asyncio.to_thread(load_config, path)
                 prepared = await asyncio.to_thread(self.engine.prepare, config)
             except Exception as exc:
-                return self._rejected(path, exc)
-            return self._install(path, prepared)
+                self._rejected(path, exc)
+                verdict = ReloadVerdict(
+                    False, str(exc) if isinstance(exc, ConfigError) else repr(exc)[:500]
+                )
+            else:
+                self._install(path, prepared)
+                verdict = ReloadVerdict(True)
+            verdict.config_versions = {n: rt.version for n, rt in self.engine.policies.items()}
+            try:
+                self.control.record_reload(before, verdict, reason, caller)
+            except DecisionError as exc:  # the reload stands; say that its record is missing
+                self.log.error("audit_failed", reason=str(exc), change="reload")
+            return verdict
 
     def _rejected(self, path: Path, exc: Exception) -> bool:
         if isinstance(exc, ConfigError):
@@ -215,6 +350,8 @@ class Server:
         await self._health.enter_graceful_shutdown()
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grace)
+        if self._personalizer is not None:
+            await self._personalizer.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -233,3 +370,15 @@ class Server:
     async def wait(self) -> None:
         if self._grpc is not None:
             await self._grpc.wait_for_termination()
+
+
+def _pem(path: Path, flag: str, kind: str) -> bytes:
+    """A PEM file's bytes; OSError naming the flag when it cannot be read or holds no
+    `kind` block (grpc itself would only fail the first handshake)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise OSError(f"{flag} {path}: cannot read: {exc.strerror or exc}") from None
+    if f"{kind}-----".encode() not in data:  # PRIVATE KEY also matches EC/RSA PRIVATE KEY
+        raise OSError(f"{flag} {path}: no PEM {kind} in it")
+    return data

@@ -41,34 +41,12 @@ import vowpalwabbit
 from nextbest.evaluate.reader import FloatArray, Log, LogError, Progress, replay, vw_line
 from nextbest.evaluate.specs import Spec
 from nextbest.evaluate.targets import greedy
+from nextbest.policy.vw_args import FILE_OPTIONS
 
 REWARD_MODEL_ARGS = "--cb_adf -q ::"
 PROGRESS_EVERY = 1024
 # Files, daemons and input formats belong to the evaluation.
-_FORBIDDEN = {
-    "-d",
-    "--data",
-    "-i",
-    "--initial_regressor",
-    "-f",
-    "--final_regressor",
-    "--daemon",
-    "--port",
-    "-p",
-    "--predictions",
-    "-r",
-    "--raw_predictions",
-    "--cache",
-    "-c",
-    "--cache_file",
-    "--readable_model",
-    "--invert_hash",
-    "--dsjson",
-    "--json",
-    "--passes",
-    "-P",
-    "--progress",
-}
+_FORBIDDEN = FILE_OPTIONS | {"-P", "--progress"}
 _ADF = ("--cb_adf", "--cb_explore_adf")
 _INVERT_HASH_LINE = re.compile(r"^(.*):(\d+):(\S+)(?:\s.*)?$")
 

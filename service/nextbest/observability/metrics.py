@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -24,7 +24,10 @@ _REWARD_BUCKETS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
 # From a reward that settles at once (`earliest`) to a window's end (`reward.wait`, 10m default)
 _JOIN_DELAY_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600)
 INLINE_ACTION = "(inline)"  # the action label of every action a request brought
-CONFIG_RELOAD = "reload"  # the kind of config change a SIGHUP makes (the admin API adds others)
+CONFIG_RELOAD = "reload"  # the kind of config change a SIGHUP makes
+# Kinds exported at 0 from a policy's start, so that `increase()` sees their first change
+# (others, if any, appear at their first change).
+CONFIG_KINDS = (CONFIG_RELOAD, "exploration", "mode", "clear", "rollback")
 
 
 class _EngineState(Collector):
@@ -130,11 +133,12 @@ class Metrics:
             buckets=_JOIN_DELAY_BUCKETS,
             registry=r,
         )
-        self.joined_reward = Histogram(
+        # A summary (sum and count), not a histogram: a histogram with negative buckets has
+        # no _sum, and the mean is what shows learning; the values' spread is reward_value's.
+        self.joined_reward = Summary(
             "nextbest_joined_reward",
             "Reward each closed join settled on (the policy's default when none came)",
             ["policy"],
-            buckets=_REWARD_BUCKETS,
             registry=r,
         )
         self.default_rewards = Counter(
@@ -152,7 +156,8 @@ class Metrics:
         )
         self.config_changes = Counter(
             "nextbest_config_changes",
-            "Changes of a policy's config version, by kind (reload: SIGHUP)",
+            "Config changes of a policy, by kind (reload: SIGHUP or ReloadConfig; exploration, "
+            "mode, clear: live overrides; rollback: a model rollback)",
             ["policy", "kind"],
             registry=r,
         )
@@ -265,15 +270,17 @@ class Telemetry:
         for intent, eps in values:
             self.metrics.epsilon.labels(policy, intent).set(eps)
 
-    def configured(self, policy: str, version: str) -> None:
+    def configured(self, policy: str, version: str, kind: str = CONFIG_RELOAD) -> None:
         """Count a change of the policy's config version. A policy seen for the first time
         (at start, or added by a reload) starts its series at 0, so that `increase()` sees
         its first change, and its model's last update at now."""
         m = self.metrics
         previous = self._config_versions.get(policy)
         self._config_versions[policy] = version
-        changes = m.child(m.config_changes, policy, CONFIG_RELOAD)
+        changes = m.child(m.config_changes, policy, kind)
         if previous is None:
+            for known in CONFIG_KINDS:
+                m.child(m.config_changes, policy, known)
             m.child(m.model_updated, policy).set(self.clock())
         elif previous != version:
             changes.inc()

@@ -7,8 +7,8 @@ one thread (the gRPC server's event loop), which also keeps each VW model single
 from __future__ import annotations
 
 import hashlib
-import uuid
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -38,6 +38,7 @@ from nextbest.policy.features import (
     shared_line,
 )
 from nextbest.policy.model import Model
+from nextbest.policy.overrides import Overrides, apply
 from nextbest.policy.ports import EventStore, Listener
 from nextbest.policy.requests import (
     DecideInput,
@@ -59,10 +60,20 @@ MAX_RETRY_CLOSE_AFTER = 60.0  # the backoff's cap
 
 
 class PolicyRuntime:
-    """A policy ready to serve: config, encoded catalog, compiled rules, model."""
+    """A policy ready to serve: config in force (the file's `file_config` with the live
+    overrides on top), encoded catalog, compiled rules, model."""
 
-    def __init__(self, name: str, config: PolicyConfig, model: Model | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: PolicyConfig,
+        model: Model | None = None,
+        file_config: PolicyConfig | None = None,
+        overrides: Overrides | None = None,
+    ) -> None:
         self.name = name
+        self.file_config = file_config if file_config is not None else config
+        self.overrides: Overrides = dict(overrides or {})
         self.config = config
         self.version = config.version()
         self.catalog: dict[str, EligibleAction] = {
@@ -101,10 +112,17 @@ class PreparedConfig:
     """A configuration built and checked (rules compiled, VW workspaces made), ready to be
     swapped in; building is slow, so a server may do it off its event loop."""
 
-    def __init__(self, config: Config, policies: dict[str, PolicyRuntime], kept: set[int]):
+    def __init__(
+        self,
+        config: Config,
+        policies: dict[str, PolicyRuntime],
+        kept: set[int],
+        taken: dict[str, Model],
+    ) -> None:
         self.config = config
         self.policies = policies
-        self.kept = kept
+        self.kept = kept  # ids of the models it reuses (running or recovered ones)
+        self.taken = taken  # policy → the running model it reuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +142,19 @@ class Engine:
         clock: Callable[[], float],
         limits: Limits | None = None,
         models: dict[str, Model] | None = None,
+        overrides: Mapping[str, Overrides] | None = None,
     ) -> None:
-        """`models`: recovered models to serve (by policy), instead of empty ones."""
+        """`models`: recovered models to serve (by policy), instead of empty ones;
+        `overrides`: the live overrides kept from before a restart, by policy."""
         self.store = store
         self.listener = listener
         self.clock = clock
         self.limits = limits or Limits()
         self.policies: dict[str, PolicyRuntime] = {}
         self._close_failures: dict[str, int] = {}  # event id → failed attempts, for backoff
+        # policy → live overrides over the file (kept for a policy the file dropped, so
+        # they apply again if a later file brings it back)
+        self.overrides: dict[str, Overrides] = dict(overrides or {})
         self.reload(config, models)
 
     # -- configuration -------------------------------------------------------------------
@@ -147,36 +170,84 @@ class Engine:
         """
         fresh: dict[str, PolicyRuntime] = {}
         kept: set[int] = set()
+        taken: dict[str, Model] = {}
         current = self.policies
         try:
             for name, policy in config.policies.items():
                 old = current.get(name)
                 same = old is not None and old.config.vw_args == policy.vw_args
                 model = old.model if old is not None and same else (models or {}).get(name)
+                if old is not None and same:
+                    taken[name] = old.model
                 if model is not None:
                     kept.add(id(model))
-                fresh[name] = PolicyRuntime(name, policy, model)
+                overrides = self.overrides.get(name, {})
+                fresh[name] = PolicyRuntime(
+                    name, apply(policy, overrides), model, policy, overrides
+                )
         except Exception:
             for runtime in fresh.values():
                 if id(runtime.model) not in kept:
                     runtime.model.close()
             raise
-        return PreparedConfig(config, fresh, kept)
+        return PreparedConfig(config, fresh, kept, taken)
 
     def install(self, prepared: PreparedConfig) -> None:
-        """Swap a prepared configuration in; the models it does not keep are closed."""
-        fresh = prepared.policies
-        replaced = [rt.model for rt in self.policies.values() if id(rt.model) not in prepared.kept]
+        """Swap a prepared configuration in; the models it does not keep are closed.
+
+        What changed while it was prepared (off the loop) wins: a rollback's model and the
+        overrides set meanwhile are carried into it, never undone by it."""
+        fresh = dict(prepared.policies)
+        kept = set(prepared.kept)
+        for name, rt in fresh.items():
+            running = self.policies.get(name)
+            model = rt.model
+            if name in prepared.taken and running is not None and running.model is not model:
+                model = running.model  # replaced (rolled back) since prepare took it
+                kept.add(id(model))
+            overrides = self.overrides.get(name, {})
+            if model is not rt.model or overrides != rt.overrides:
+                config = apply(rt.file_config, overrides)
+                fresh[name] = PolicyRuntime(name, config, model, rt.file_config, overrides)
+        replaced = [rt.model for rt in self.policies.values() if id(rt.model) not in kept]
         self.policies = fresh
         self.config = prepared.config
         for model in replaced:
             model.close()
         for name, runtime in fresh.items():
-            exp = runtime.config.exploration
-            values = [(DEFAULT_INTENT_LABEL, exp.epsilon_for(""))]
-            values += [(intent, exp.epsilon_for(intent)) for intent in exp.per_intent]
-            self.listener.epsilons(name, values)
-            self.listener.configured(name, runtime.version)
+            self._announce(name, runtime)
+
+    def set_overrides(
+        self, name: str, overrides: Overrides, kind: str = "override"
+    ) -> PolicyRuntime:
+        """Put `overrides` in force for a policy (replacing its previous ones) at once; the
+        model is kept. Refused with InvalidArgument when the result is not a valid policy."""
+        old = self.policy(name)
+        try:
+            config = apply(old.file_config, overrides)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc).splitlines()[0], "overrides") from None
+        runtime = PolicyRuntime(name, config, old.model, old.file_config, overrides)
+        self.policies = {**self.policies, name: runtime}
+        self.overrides[name] = dict(overrides)
+        self._announce(name, runtime, kind)
+        return runtime
+
+    def replace_model(self, name: str, model: Model) -> PolicyRuntime:
+        """Serve `model` for a policy from now on (a rollback); the replaced one is closed."""
+        old = self.policy(name)
+        runtime = PolicyRuntime(name, old.config, model, old.file_config, old.overrides)
+        self.policies = {**self.policies, name: runtime}
+        if old.model is not model:
+            old.model.close()
+        return runtime
+
+    def _announce(self, name: str, runtime: PolicyRuntime, kind: str = "reload") -> None:
+        exp = runtime.config.exploration
+        values = [(DEFAULT_INTENT_LABEL, exp.epsilon_for(""))]
+        values += [(intent, exp.epsilon_for(intent)) for intent in exp.per_intent]
+        self.listener.epsilons(name, values)
+        self.listener.configured(name, runtime.version, kind)
 
     def policy(self, name: str, where: str = "policy") -> PolicyRuntime:
         runtime = self.policies.get(name)
@@ -328,7 +399,7 @@ class Engine:
         shared = shared_line(req.intent, req.context)
         costs = rt.model.costs([shared, *(a.line for a in eligible)])
         greedy = exploration.greedy_index(costs)
-        event_id = req.event_id or uuid.uuid4().hex
+        event_id = req.event_id or os.urandom(16).hex()  # 32 hex chars, as uuid4().hex, 5× cheaper
         mode = rt.config.mode
         epsilon = 0.0
         if fallback:

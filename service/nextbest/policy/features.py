@@ -36,11 +36,43 @@ TINY = 1e-20
 
 _SAFE = re.compile(r"(?![0-9]*$)(?!_)[A-Za-z0-9_.\-/]*")
 _SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-/")
+# Escaped names and ``name=value`` tokens, memoized: the same names and values come back in
+# every request. Bounded (entries, and the length of a token kept), cleared when full.
+_MEMO_ENTRIES = 16_384
+_MEMO_CHARS = 64
+_escaped: dict[str, str] = {}
+_texts: dict[tuple[str, str], str] = {}
 
 
 def escape(token: str) -> str:
     """Make a name or value safe for VW's text format and DSJSON; injective, identity on
     safe tokens (see the module docstring for what is safe)."""
+    found = _escaped.get(token)
+    if found is not None:
+        return found
+    out = _escape(token)
+    if len(token) <= _MEMO_CHARS:
+        if len(_escaped) >= _MEMO_ENTRIES:
+            _escaped.clear()
+        _escaped[token] = out
+    return out
+
+
+def _text(name: str, value: str) -> str:
+    """The indicator ``name=value`` of a text feature, both escaped."""
+    key = (name, value)
+    found = _texts.get(key)
+    if found is not None:
+        return found
+    out = f"{escape(name)}={escape(value)}"
+    if len(name) + len(value) <= _MEMO_CHARS:
+        if len(_texts) >= _MEMO_ENTRIES:
+            _texts.clear()
+        _texts[key] = out
+    return out
+
+
+def _escape(token: str) -> str:
     if _SAFE.fullmatch(token):
         return token
     head = ""
@@ -57,15 +89,14 @@ def feature_pairs(features: Mapping[str, FeatureValue]) -> list[tuple[str, float
     whatever order a map came in."""
     pairs: list[tuple[str, float | None]] = []
     for name, value in sorted(features.items()):
-        key = escape(name)
-        if isinstance(value, bool):
-            pairs.append((f"{key}={'true' if value else 'false'}", None))
+        if isinstance(value, str):
+            pairs.append((_text(name, value), None))
+        elif isinstance(value, bool):
+            pairs.append((_text(name, "true" if value else "false"), None))
         elif isinstance(value, float | int):
-            pairs.append((key, float(value)))
-        elif isinstance(value, str):
-            pairs.append((f"{key}={escape(value)}", None))
+            pairs.append((escape(name), float(value)))
         else:
-            pairs.extend((f"{key}={escape(item)}", None) for item in value)
+            pairs.extend((_text(name, item), None) for item in value)
     return pairs
 
 

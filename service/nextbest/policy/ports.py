@@ -64,9 +64,11 @@ class Listener(Protocol):
 
     def epsilons(self, policy: str, values: Iterable[tuple[str, float]]) -> None: ...
 
-    def configured(self, policy: str, version: str) -> None:
+    def configured(self, policy: str, version: str, kind: str = "reload") -> None:
         """A configuration was installed that holds this policy at this config version
-        (called for every policy on each install, changed or not)."""
+        (called for every policy on each install, changed or not); `kind` says what
+        installed it: a reload of the file, or an override set live (exploration, mode,
+        clear)."""
 
 
 class NullListener:
@@ -87,5 +89,5 @@ class NullListener:
     def epsilons(self, policy: str, values: Iterable[tuple[str, float]]) -> None:
         pass
 
-    def configured(self, policy: str, version: str) -> None:
+    def configured(self, policy: str, version: str, kind: str = "reload") -> None:
         pass

@@ -32,31 +32,36 @@ _EXPLORATION = {
     "--explore_eval",
     "--epsilon_decay",
 }
-# Files, sockets and modes belong to nextbest, not to a policy.
-_FORBIDDEN = {
-    "-d",
-    "--data",
-    "-i",
-    "--initial_regressor",
-    "-f",
-    "--final_regressor",
-    "--daemon",
-    "--port",
-    "-p",
-    "--predictions",
-    "-r",
-    "--raw_predictions",
-    "--cache",
-    "-c",
-    "--cache_file",
-    "--readable_model",
-    "--invert_hash",
+# Files, sockets and input formats: nextbest (and `nextbest evaluate`) own them.
+FILE_OPTIONS = frozenset(
+    {
+        "-d",
+        "--data",
+        "-i",
+        "--initial_regressor",
+        "-f",
+        "--final_regressor",
+        "--daemon",
+        "--port",
+        "-p",
+        "--predictions",
+        "-r",
+        "--raw_predictions",
+        "--cache",
+        "-c",
+        "--cache_file",
+        "--readable_model",
+        "--invert_hash",
+        "--dsjson",
+        "--json",
+        "--passes",
+    }
+)
+# ... and so do the learner's reduction, its logging and its state files, not a policy.
+_FORBIDDEN = FILE_OPTIONS | {
     "--save_resume",
-    "--dsjson",
-    "--json",
     "--audit",
     "-a",
-    "--passes",
     "--quiet",
     "--cb_adf",
     "--cb",

@@ -314,6 +314,13 @@ class DurableStore(MemoryStore):
         self.compact()
         return saved
 
+    def keep_model(self, policy: str, model: Model) -> None:
+        """Save `model` as the policy's newest checkpoint, covering the log so far (a
+        rollback: the events learned before it are not replayed into it at a restart)."""
+        self.sync()
+        self.checkpoints(policy).save(policy, model, self.log(policy).seq)
+        self._saved[policy] = (weakref.ref(model), model.learned)
+
     def checkpoints(self, policy: str) -> Checkpoints:
         return Checkpoints(self.policy_dir(policy) / "models", self.durability.keep_checkpoints)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeAlias
 
 import grpc
+import grpc.aio
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
@@ -20,7 +23,61 @@ DEFAULT_OPTIONS: tuple[tuple[str, Any], ...] = (
 )
 
 Metadata = tuple[tuple[str, str], ...]
-TLS = bool | grpc.ChannelCredentials | None
+PEM: TypeAlias = str | Path | bytes
+"""A PEM file's path, or its contents (bytes, or a str starting with ``-----BEGIN``)."""
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """TLS settings of a channel: the CA that signed the server's certificate (default: the
+    system's roots), and for mTLS the client's certificate chain and key.
+
+    ``server_name`` overrides the name checked against the server's certificate (when the
+    target is an IP address or a load balancer's name the certificate does not list).
+    """
+
+    ca: PEM | None = None
+    cert: PEM | None = None
+    key: PEM | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("TLSConfig: cert and key go together (both, or neither)")
+
+    @classmethod
+    def from_env(cls) -> TLSConfig | None:
+        """From ``NEXTBEST_TLS_CA``, ``NEXTBEST_TLS_CERT`` and ``NEXTBEST_TLS_KEY`` (file
+        paths); None when none is set."""
+        ca, cert, key = (os.environ.get(f"NEXTBEST_TLS_{n}") or None for n in ("CA", "CERT", "KEY"))
+        if ca is None and cert is None and key is None:
+            return None
+        return cls(ca=ca, cert=cert, key=key)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=_pem(self.ca, "ca"),
+            private_key=_pem(self.key, "key"),
+            certificate_chain=_pem(self.cert, "cert"),
+        )
+
+
+TLS = bool | TLSConfig | grpc.ChannelCredentials | None
+"""``None``: from the environment (``NEXTBEST_TLS_*``; plaintext when unset); ``False``:
+plaintext; ``True``: TLS with the system's roots; a :class:`TLSConfig`; or grpc credentials."""
+
+
+def _pem(value: PEM | None, name: str) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str) and value.lstrip().startswith("-----BEGIN"):
+        return value.encode()
+    try:
+        return Path(value).read_bytes()
+    except OSError as exc:
+        raise OSError(f"TLSConfig.{name}: {value}: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)
@@ -48,6 +105,11 @@ class Retry:
         return backoff * random.uniform(0.5, 1.0)
 
 
+def token_or_env(token: str | None) -> str | None:
+    """The token given, else ``NEXTBEST_TOKEN``; ``""`` sends none whatever the env says."""
+    return os.environ.get("NEXTBEST_TOKEN") or None if token is None else token or None
+
+
 def metadata(token: str | None) -> Metadata:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
@@ -59,10 +121,43 @@ def options(extra: Sequence[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
 
 def credentials(tls: TLS) -> grpc.ChannelCredentials | None:
     """None for a plaintext channel; True means TLS with the system's root certificates."""
+    if tls is None:
+        tls = TLSConfig.from_env()
     if tls is None or tls is False:
         return None
     if tls is True:
         return grpc.ssl_channel_credentials()
+    if isinstance(tls, TLSConfig):
+        return tls.credentials()
     if isinstance(tls, grpc.ChannelCredentials):
         return tls
-    raise TypeError(f"tls: expected bool or grpc.ChannelCredentials, got {type(tls).__name__}")
+    raise TypeError(
+        f"tls: expected bool, TLSConfig or grpc.ChannelCredentials, got {type(tls).__name__}"
+    )
+
+
+def _channel_args(tls: TLS, extra: Sequence[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
+    args = options(extra)
+    if isinstance(tls, TLSConfig) and tls.server_name:
+        args.append(("grpc.ssl_target_name_override", tls.server_name))
+    return args
+
+
+def channel(target: str, tls: TLS, extra: Sequence[tuple[str, Any]] | None) -> grpc.Channel:
+    """A sync channel: TLS per `tls` (see :data:`TLS`), else plaintext."""
+    tls = TLSConfig.from_env() if tls is None else tls
+    creds = credentials(tls)
+    args = _channel_args(tls, extra)
+    if creds is None:
+        return grpc.insecure_channel(target, args)
+    return grpc.secure_channel(target, creds, args)
+
+
+def aio_channel(target: str, tls: TLS, extra: Sequence[tuple[str, Any]] | None) -> grpc.aio.Channel:
+    """An asyncio channel, as :func:`channel`."""
+    tls = TLSConfig.from_env() if tls is None else tls
+    creds = credentials(tls)
+    args = _channel_args(tls, extra)
+    if creds is None:
+        return grpc.aio.insecure_channel(target, args)
+    return grpc.aio.secure_channel(target, creds, args)

@@ -128,16 +128,10 @@ class AsyncNextBest:
         default_reward: RewardSpec | None = None,
         error_reward: RewardSpec | None = 0.0,
     ) -> None:
-        creds = _channel.credentials(tls)
-        opts = _channel.options(options)
         self.target = target
-        self._channel = (
-            grpc.aio.secure_channel(target, creds, opts)
-            if creds is not None
-            else grpc.aio.insecure_channel(target, opts)
-        )
+        self._channel = _channel.aio_channel(target, tls, options)
         self._stub = rpc.DecisionServiceStub(self._channel)
-        self._metadata = _channel.metadata(token)
+        self._metadata = _channel.metadata(_channel.token_or_env(token))
         self.timeout = timeout
         self.retry = retry or _channel.Retry()
         self.default_reward = default_reward

@@ -94,8 +94,10 @@ class Decision(DecisionFields):
 class NextBest:
     """A nextbest client over one gRPC channel; thread-safe, meant to be shared.
 
-    ``token`` is sent as ``authorization: Bearer <token>``. ``tls=True`` uses TLS with the
-    system's roots; a ``grpc.ChannelCredentials`` is used as given. ``timeout`` bounds each
+    ``token`` is sent as ``authorization: Bearer <token>`` (default: ``NEXTBEST_TOKEN``).
+    ``tls``: a :class:`TLSConfig` (CA, client certificate and key), ``True`` for TLS with the
+    system's roots, ``False`` for plaintext, grpc credentials as given; default: from
+    ``NEXTBEST_TLS_CA`` / ``_CERT`` / ``_KEY``, plaintext when unset. ``timeout`` bounds each
     attempt; ``retry`` retries UNAVAILABLE and DEADLINE_EXCEEDED (see :class:`Retry`).
     """
 
@@ -111,16 +113,10 @@ class NextBest:
         default_reward: RewardSpec | None = None,
         error_reward: RewardSpec | None = 0.0,
     ) -> None:
-        creds = _channel.credentials(tls)
-        opts = _channel.options(options)
         self.target = target
-        self._channel = (
-            grpc.secure_channel(target, creds, opts)
-            if creds is not None
-            else grpc.insecure_channel(target, opts)
-        )
+        self._channel = _channel.channel(target, tls, options)
         self._stub = rpc.DecisionServiceStub(self._channel)
-        self._metadata = _channel.metadata(token)
+        self._metadata = _channel.metadata(_channel.token_or_env(token))
         self.timeout = timeout
         self.retry = retry or _channel.Retry()
         self.default_reward = default_reward

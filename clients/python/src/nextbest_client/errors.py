@@ -68,6 +68,18 @@ class AlreadyExists(NextBestError):
     code = grpc.StatusCode.ALREADY_EXISTS
 
 
+class Unauthenticated(NextBestError):
+    """No token, or one the server does not know (see ``token=`` / ``NEXTBEST_TOKEN``)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(NextBestError):
+    """The token is known but lacks the scope the call needs; the message names it."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class Unavailable(NextBestError):
     """The server could not be reached, after every retry."""
 
@@ -82,7 +94,15 @@ class DeadlineExceeded(NextBestError):
 
 _CLASSES: dict[grpc.StatusCode, type[NextBestError]] = {
     cls.code: cls
-    for cls in (InvalidArgument, NotFound, FailedPrecondition, AlreadyExists, Unavailable)
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        FailedPrecondition,
+        AlreadyExists,
+        Unauthenticated,
+        PermissionDenied,
+        Unavailable,
+    )
 }
 _CLASSES[grpc.StatusCode.DEADLINE_EXCEEDED] = DeadlineExceeded
 _BY_NUMBER: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}

@@ -2,7 +2,7 @@
  * A real nextbest server for the tests: `python -m nextbest serve` from the repository's .venv on
  * a free loopback port with a temporary data dir, and a grpc-js proxy that can inject faults.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -77,7 +77,14 @@ export class RunningServer {
   }
 }
 
-export async function startServer(policies: string = POLICIES): Promise<RunningServer> {
+export interface ServerOptions {
+  /** More `nextbest serve` flags (auth, TLS). */
+  args?: string[];
+  /** More environment variables for the server process. */
+  env?: Record<string, string>;
+}
+
+export async function startServer(policies: string = POLICIES, options: ServerOptions = {}): Promise<RunningServer> {
   if (!existsSync(PYTHON)) {
     throw new Error(
       `no Python venv at ${PYTHON}: run scripts/test.sh (or scripts/bootstrap.sh) first, ` +
@@ -101,8 +108,9 @@ export async function startServer(policies: string = POLICIES): Promise<RunningS
       "127.0.0.1:0",
       "--data-dir",
       join(dir, "data"),
+      ...(options.args ?? []),
     ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1", ...options.env } },
   );
   const server = new RunningServer(child, dir);
   let stderr = "";
@@ -238,4 +246,26 @@ export async function eventually<T>(check: () => Promise<T | undefined>, ms = 50
     if (Date.now() > until) throw new Error(`not reached within ${ms}ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * Certificates for the TLS tests, made by the repository's tests/certs.py (Python's
+ * `cryptography`): a CA, a server pair for localhost/127.0.0.1, a client pair it signed
+ * (subject CN=agent-7,O=nextbest tests) and a client pair another CA signed.
+ */
+export interface Certificates {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  strangerCert: string;
+  strangerKey: string;
+}
+
+export function makeCertificates(): Certificates {
+  const dir = mkdtempSync(join(tmpdir(), "nextbest-ts-pki-"));
+  const out = execFileSync(PYTHON, ["-m", "tests.certs", dir], { cwd: REPO, encoding: "utf8" });
+  return { dir, ...(JSON.parse(out) as Omit<Certificates, "dir">) };
 }

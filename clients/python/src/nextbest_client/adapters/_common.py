@@ -2,14 +2,17 @@
 
 The tools answer in JSON text because that is what every framework hands back to the model.
 The policy is fixed when the tools are made: the model picks intent and context, never which
-decision point it is talking to.
+decision point it is talking to. What the application knows itself (``context=`` of every tool
+factory) is merged over the model's context and wins on conflict, so a safety rule that reads
+it cannot be talked around by the model.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -18,6 +21,38 @@ from nextbest_client.client import Decision
 from nextbest_client.types import RewardResult
 
 ToolContextValue = str | float | bool | list[str]
+
+AppContext: TypeAlias = (
+    Mapping[str, Any] | Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+)
+"""Features the application knows itself (account age, amount, plan…): a mapping, or a
+callable that returns one when a tool runs (a coroutine function for the async tools)."""
+
+
+def with_app_context(model: Mapping[str, Any] | None, app: AppContext | None) -> dict[str, Any]:
+    """The model's context with the application's merged over it (the application wins)."""
+    if app is None:
+        return dict(model or {})
+    trusted = app() if callable(app) else app
+    if inspect.isawaitable(trusted):
+        close = getattr(trusted, "close", None)
+        if close is not None:
+            close()  # never left un-awaited
+        raise TypeError("context: a coroutine function needs the async tools (AsyncNextBest)")
+    return {**(model or {}), **trusted}
+
+
+async def awith_app_context(
+    model: Mapping[str, Any] | None, app: AppContext | None
+) -> dict[str, Any]:
+    """:func:`with_app_context`, awaiting the application's callable when it is async."""
+    if app is None:
+        return dict(model or {})
+    trusted = app() if callable(app) else app
+    if inspect.isawaitable(trusted):
+        trusted = await trusted
+    return {**(model or {}), **trusted}
+
 
 CHOOSE_NAME = "choose_next_action"
 REPORT_NAME = "report_outcome"

@@ -3,6 +3,10 @@
 autogen-core 0.7 pins ``protobuf~=5.29`` while this client's stubs need protobuf 7, so pip
 cannot resolve both together: install autogen with ``--no-deps`` (see the README). The tools
 only use autogen's tool layer, which works with either protobuf.
+
+``context=`` (a mapping, or a callable returning one) holds what the application knows
+itself; it is merged over the model's context and wins, so the model cannot talk its way past
+a safety rule that reads it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from nextbest_client.adapters._common import (
     REPORT_NAME,
     SIGNALS_HELP,
     VALUE_HELP,
+    AppContext,
     ToolContextValue,
+    awith_app_context,
     decision_answer,
     reward_answer,
     signals_or_none,
+    with_app_context,
 )
 from nextbest_client.aio import AsyncNextBest
 from nextbest_client.client import NextBest
@@ -44,11 +51,14 @@ def nextbest_function_tools(
     client: NextBest | AsyncNextBest,
     policy: str,
     *,
+    context: AppContext | None = None,
     choose_name: str = CHOOSE_NAME,
     report_name: str = REPORT_NAME,
 ) -> list[FunctionTool]:
     """``[choose_next_action, report_outcome]``: coroutines with an :class:`AsyncNextBest`,
-    plain functions (run by AutoGen in a thread) with a :class:`NextBest`."""
+    plain functions (run by AutoGen in a thread) with a :class:`NextBest`. ``context``: the
+    application's features, merged over the model's (they win)."""
+    app_context = context
     if isinstance(client, AsyncNextBest):
         aclient = client
 
@@ -58,8 +68,9 @@ def nextbest_function_tools(
             candidates: Candidates = None,
             exclude: Exclude = None,
         ) -> str:
+            features = await awith_app_context(context, app_context)
             return decision_answer(
-                await aclient.decide(policy, intent, context, candidates, exclude)
+                await aclient.decide(policy, intent, features, candidates, exclude)
             )
 
         async def report(event_id: EventId, value: Value = None, signals: Signals = None) -> str:
@@ -76,7 +87,8 @@ def nextbest_function_tools(
             candidates: Candidates = None,
             exclude: Exclude = None,
         ) -> str:
-            return decision_answer(sclient.decide(policy, intent, context, candidates, exclude))
+            features = with_app_context(context, app_context)
+            return decision_answer(sclient.decide(policy, intent, features, candidates, exclude))
 
         def report_sync(event_id: EventId, value: Value = None, signals: Signals = None) -> str:
             result = sclient.reward(event_id, value, signals=signals_or_none(signals))

@@ -2,6 +2,11 @@
 
 Install with ``pip install nextbest-client[crewai]``. ``run`` needs a :class:`NextBest`;
 ``arun`` takes either client (a sync one runs in a thread).
+
+``context=`` of :func:`nextbest_tools` (``app_context=`` of :class:`ChooseNextActionTool`: a
+mapping, or a callable returning one) holds what the application knows itself; it is merged
+over the model's context and wins, so the model cannot talk its way past a safety rule that
+reads it.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ from nextbest_client.adapters._common import (
     CHOOSE_NAME,
     REPORT_DESCRIPTION,
     REPORT_NAME,
+    AppContext,
     FactsChooseArgs,
     ReportArgs,
+    awith_app_context,
     decision_answer,
     facts_to_context,
     reward_answer,
     signals_or_none,
+    with_app_context,
 )
 from nextbest_client.aio import AsyncNextBest
 from nextbest_client.client import NextBest
@@ -49,6 +57,8 @@ class ChooseNextActionTool(BaseTool):  # type: ignore[misc, unused-ignore]
     args_schema: type[BaseModel] = FactsChooseArgs
     client: NextBest | AsyncNextBest = Field(exclude=True)
     policy: str
+    # The application's features, merged over the model's context (they win).
+    app_context: AppContext | None = Field(default=None, exclude=True)
 
     def _run(
         self,
@@ -58,7 +68,7 @@ class ChooseNextActionTool(BaseTool):  # type: ignore[misc, unused-ignore]
         exclude: Sequence[str] | None = None,
         **_: Any,
     ) -> str:
-        features = facts_to_context(context)
+        features = with_app_context(facts_to_context(context), self.app_context)
         d = _sync(self.client).decide(self.policy, intent, features, candidates, exclude)
         return decision_answer(d)
 
@@ -71,7 +81,7 @@ class ChooseNextActionTool(BaseTool):  # type: ignore[misc, unused-ignore]
         **_: Any,
     ) -> str:
         if isinstance(self.client, AsyncNextBest):
-            features = facts_to_context(context)
+            features = await awith_app_context(facts_to_context(context), self.app_context)
             d = await self.client.decide(self.policy, intent, features, candidates, exclude)
             return decision_answer(d)
         return await asyncio.to_thread(self._run, intent, context, candidates, exclude)
@@ -111,7 +121,11 @@ class ReportOutcomeTool(BaseTool):  # type: ignore[misc, unused-ignore]
 
 
 def nextbest_tools(
-    client: NextBest | AsyncNextBest, policy: str
+    client: NextBest | AsyncNextBest, policy: str, *, context: AppContext | None = None
 ) -> list[ChooseNextActionTool | ReportOutcomeTool]:
-    """``[choose_next_action, report_outcome]``, e.g. ``Agent(tools=nextbest_tools(...))``."""
-    return [ChooseNextActionTool(client=client, policy=policy), ReportOutcomeTool(client=client)]
+    """``[choose_next_action, report_outcome]``, e.g. ``Agent(tools=nextbest_tools(...))``;
+    ``context``: the application's features, merged over the model's (they win)."""
+    return [
+        ChooseNextActionTool(client=client, policy=policy, app_context=context),
+        ReportOutcomeTool(client=client),
+    ]

@@ -3,6 +3,10 @@
 Install with ``pip install nextbest-client[langchain]``. Errors the model can fix (a bad
 context value, an unknown event id, everything masked) come back to it as the tool's answer
 (``ToolException``); transport errors raise, for the application to handle.
+
+``context=`` (a mapping, or a callable returning one) holds what the application knows
+itself; it is merged over the model's context and wins, so the model cannot talk its way past
+a safety rule that reads it.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from nextbest_client.adapters._common import (
     CHOOSE_NAME,
     REPORT_DESCRIPTION,
     REPORT_NAME,
+    AppContext,
     ChooseArgs,
     ReportArgs,
     ToolContextValue,
+    awith_app_context,
     decision_answer,
     reward_answer,
     signals_or_none,
+    with_app_context,
 )
 from nextbest_client.aio import AsyncNextBest
 from nextbest_client.client import NextBest
@@ -40,6 +47,7 @@ def nextbest_tools(
     client: NextBest | AsyncNextBest,
     policy: str,
     *,
+    context: AppContext | None = None,
     choose_name: str = CHOOSE_NAME,
     report_name: str = REPORT_NAME,
     choose_description: str = CHOOSE_DESCRIPTION,
@@ -49,12 +57,13 @@ def nextbest_tools(
 
     With a :class:`NextBest` the tools run synchronously (``ainvoke`` runs them in a thread);
     with an :class:`AsyncNextBest` they are coroutines, for ``ainvoke`` and async agents.
+    ``context``: the application's features, merged over the model's (they win).
     """
     if isinstance(client, AsyncNextBest):
         choose, report = None, None
-        achoose, areport = _async_functions(client, policy)
+        achoose, areport = _async_functions(client, policy, context)
     else:
-        choose, report = _sync_functions(client, policy)
+        choose, report = _sync_functions(client, policy, context)
         achoose, areport = None, None
     return [
         StructuredTool.from_function(
@@ -78,15 +87,18 @@ def nextbest_tools(
     ]
 
 
-def _sync_functions(client: NextBest, policy: str) -> tuple[Callable[..., str], Callable[..., str]]:
+def _sync_functions(
+    client: NextBest, policy: str, app_context: AppContext | None
+) -> tuple[Callable[..., str], Callable[..., str]]:
     def choose(
         intent: str,
         context: dict[str, ToolContextValue] | None = None,
         candidates: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> str:
+        features = with_app_context(context, app_context)
         try:
-            return decision_answer(client.decide(policy, intent, context, candidates, exclude))
+            return decision_answer(client.decide(policy, intent, features, candidates, exclude))
         except MODEL_ERRORS as exc:
             raise ToolException(str(exc)) from exc
 
@@ -103,7 +115,7 @@ def _sync_functions(client: NextBest, policy: str) -> tuple[Callable[..., str], 
 
 
 def _async_functions(
-    client: AsyncNextBest, policy: str
+    client: AsyncNextBest, policy: str, app_context: AppContext | None
 ) -> tuple[Callable[..., Awaitable[str]], Callable[..., Awaitable[str]]]:
     async def choose(
         intent: str,
@@ -111,8 +123,9 @@ def _async_functions(
         candidates: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
     ) -> str:
+        features = await awith_app_context(context, app_context)
         try:
-            d = await client.decide(policy, intent, context, candidates, exclude)
+            d = await client.decide(policy, intent, features, candidates, exclude)
         except MODEL_ERRORS as exc:
             raise ToolException(str(exc)) from exc
         return decision_answer(d)

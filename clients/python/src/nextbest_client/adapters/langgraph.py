@@ -22,6 +22,7 @@ from typing import Any, TypedDict
 from langgraph.graph import StateGraph
 
 from nextbest_client._values import Context
+from nextbest_client.adapters._common import AppContext, awith_app_context, with_app_context
 from nextbest_client.aio import AsyncNextBest
 from nextbest_client.client import NextBest
 from nextbest_client.types import RewardResult
@@ -50,7 +51,9 @@ class NextBestRouter:
     ``nodes`` lists the action ids that are also node names, or maps action id → node name;
     they are the decision's candidates, so the router never returns a node the graph lacks.
     Intent and context come from the state keys ``intent_key`` and ``context_key``, or from
-    ``inputs(state) -> (intent, context)``.
+    ``inputs(state) -> (intent, context)``. ``context`` (a mapping, or a callable returning
+    one) holds what the application knows itself: merged over the state's context, it wins,
+    so a value an LLM node wrote into the state cannot get past a safety rule that reads it.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class NextBestRouter:
         intent_key: str = "intent",
         context_key: str = "context",
         inputs: Callable[[Any], tuple[str, Context]] | None = None,
+        context: AppContext | None = None,
         event_key: str = EVENT_KEY,
         action_key: str = ACTION_KEY,
     ) -> None:
@@ -77,6 +81,7 @@ class NextBestRouter:
         self.intent_key = intent_key
         self.context_key = context_key
         self.inputs = inputs
+        self.app_context = context
         self.event_key = event_key
         self.action_key = action_key
 
@@ -96,6 +101,7 @@ class NextBestRouter:
         if not isinstance(self.client, NextBest):
             raise TypeError("decide needs a NextBest client; use adecide with AsyncNextBest")
         intent, context = self._inputs(state)
+        context = with_app_context(context, self.app_context)
         d = self.client.decide(self.policy, intent, context, candidates=list(self.nodes))
         return self._update(d.event_id, d.action)
 
@@ -104,6 +110,7 @@ class NextBestRouter:
         if not isinstance(self.client, AsyncNextBest):
             raise TypeError("adecide needs an AsyncNextBest client; use decide with NextBest")
         intent, context = self._inputs(state)
+        context = await awith_app_context(context, self.app_context)
         d = await self.client.decide(self.policy, intent, context, candidates=list(self.nodes))
         return self._update(d.event_id, d.action)
 

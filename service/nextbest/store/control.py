@@ -1,0 +1,129 @@
+"""The control files of a data dir: live overrides, the audit trail, and the model
+checkpoints ops may roll back to (the :class:`~nextbest.policy.control.ControlStore` of
+embedded mode).
+
+``overrides.json`` is replaced atomically (written aside, fsynced, renamed) on each change;
+``audit.jsonl`` gets one fsynced JSON line per change. Both are small and written only when
+ops change something.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from nextbest.policy.control import AuditRecord, Checkpoint
+from nextbest.policy.errors import ConfigError, FailedPrecondition, NotFound, Unavailable
+from nextbest.policy.model import Model
+from nextbest.policy.overrides import Override, Overrides
+from nextbest.store.durable import DurableStore
+from nextbest.store.files import fsync_dir
+
+OVERRIDES = "overrides.json"
+AUDIT = "audit.jsonl"
+
+
+class ControlFiles:
+    def __init__(self, data_dir: Path, store: DurableStore) -> None:
+        self.data_dir = data_dir
+        self.store = store
+
+    # -- overrides -----------------------------------------------------------------------------
+
+    def load_overrides(self) -> dict[str, Overrides]:
+        """The overrides kept by the last run; ConfigError names a file that cannot be read
+        (serving without them would silently undo what ops set)."""
+        path = self.data_dir / OVERRIDES
+        try:
+            data = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the live overrides: {exc}") from None
+        try:
+            return {
+                policy: {setting: Override(setting, **o) for setting, o in settings.items()}
+                for policy, settings in data.items()
+            }
+        except (AttributeError, TypeError) as exc:
+            raise ConfigError(f"{path}: not an overrides file: {exc}") from None
+
+    def save_overrides(self, overrides: Mapping[str, Overrides]) -> None:
+        data = {
+            policy: {setting: _fields(o) for setting, o in settings.items()}
+            for policy, settings in overrides.items()
+        }
+        path = self.data_dir / OVERRIDES
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with tmp.open("wb") as f:
+                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+            fsync_dir(self.data_dir)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise Unavailable(f"cannot keep the overrides: {exc.strerror or exc}") from None
+
+    def audit(self, record: AuditRecord) -> None:
+        line = orjson.dumps(asdict(record)) + b"\n"
+        try:
+            fd = os.open(self.data_dir / AUDIT, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                if os.write(fd, line) != len(line):
+                    raise OSError(28, "short write: no space left on device")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise Unavailable(f"cannot write the audit trail: {exc.strerror or exc}") from None
+
+    # -- models --------------------------------------------------------------------------------
+
+    def checkpoints(self, policy: str) -> list[Checkpoint]:
+        found: list[Checkpoint] = []
+        seen: set[str] = set()
+        for _, manifest in self.store.checkpoints(policy).manifests():
+            if manifest is None or str(manifest.learned) in seen:
+                continue  # the newest checkpoint of a version is the one it names
+            seen.add(str(manifest.learned))
+            found.append(
+                Checkpoint(
+                    str(manifest.learned), manifest.learned, manifest.created_at, manifest.vw_args
+                )
+            )
+        return found
+
+    def load(self, policy: str, version: str, vw_args: str) -> Model:
+        for path, manifest in self.store.checkpoints(policy).manifests():
+            if manifest is None or str(manifest.learned) != version:
+                continue
+            if manifest.vw_args != vw_args:
+                raise FailedPrecondition(
+                    f"checkpoint {version!r} was made with other vw_args "
+                    f"({manifest.vw_args!r}) than the policy's ({vw_args!r})",
+                    "version",
+                )
+            try:
+                return Model(vw_args, initial=path, learned=manifest.learned)
+            except ConfigError as exc:
+                raise FailedPrecondition(f"checkpoint {version!r}: {exc}", "version") from None
+        raise NotFound(f"policy {policy!r} has no checkpoint of version {version!r}", "version")
+
+    def keep(self, policy: str, model: Model) -> None:
+        try:
+            self.store.keep_model(policy, model)
+        except OSError as exc:
+            raise Unavailable(f"cannot save the model: {exc.strerror or exc}") from None
+
+
+def _fields(o: Override) -> dict[str, Any]:
+    fields = asdict(o)
+    del fields["setting"]
+    return fields

@@ -1,0 +1,185 @@
+"""deploy/compose.yaml against the Compose Specification, deploy/k8s against a pinned
+Kubernetes version's schemas, and the pieces kept consistent with each other."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from nextbest.api.auth import load_auth_file
+from nextbest.policy.config import load_config
+from tests.deploy.conftest import DEPLOY, ROOT, venv_tool
+
+KUBERNETES = "1.33.0"  # the version the manifests are validated against
+K8S = DEPLOY / "k8s"
+COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def kustomization(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((path / "kustomization.yaml").read_text())
+    return data
+
+
+def resources(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The objects a kustomization lists (following `../`), each with its file."""
+    found = []
+    for entry in kustomization(directory)["resources"]:
+        target = (directory / entry).resolve()
+        if target.is_dir():
+            found += resources(target)
+        else:
+            found += [(target, doc) for doc in documents(target)]
+    return found
+
+
+def by_kind(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(d["kind"], d["metadata"]["name"]): d for _, d in resources(directory)}
+
+
+def test_compose_is_valid_against_the_compose_specification() -> None:
+    done = subprocess.run(
+        [venv_tool("check-jsonschema"), "--schemafile", str(COMPOSE_SCHEMA), "compose.yaml"],
+        cwd=DEPLOY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_mounts_files_that_exist_and_prometheus_scrapes_the_replica() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{source} is mounted but missing"
+    assert (DEPLOY / services["nextbest"]["build"]["context"] / "Dockerfile").exists()
+    assert "redis" not in services  # one embedded replica until Redis mode lands
+    assert services["nextbest"].get("deploy", {}).get("replicas", 1) == 1
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    assert job["job_name"] == "nextbest"  # the alerts match job="nextbest"
+    assert job["static_configs"][0]["targets"] == ["nextbest:9464"]
+    assert "9464" in services["nextbest"]["expose"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboards() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())[
+        "datasources"
+    ]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    assert source["isDefault"] is True
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "nextbest.yaml").read_text())[
+        "providers"
+    ]
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+@pytest.mark.parametrize("directory", ["", "monitoring", "redis-mode"])
+def test_kubernetes_objects_are_valid(directory: str) -> None:
+    checked = 0
+    for path, doc in resources(K8S / directory):
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # CRDs: no schema in kubernetes-validate; see the test below
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            name = f"{doc['kind']}/{doc['metadata']['name']}"
+            pytest.fail(f"{path.relative_to(ROOT)} {name}: {exc.message} at {list(exc.path)}")
+        checked += 1
+    assert checked >= 6
+
+
+def test_the_redis_mode_patch_is_a_valid_deployment_once_merged() -> None:
+    base = by_kind(K8S)[("Deployment", "nextbest")]
+    (patch,) = documents(K8S / "redis-mode" / "serving-stateless.yaml")
+    merged = yaml.safe_load(yaml.safe_dump(base))
+    merged["spec"]["replicas"] = patch["spec"]["replicas"]
+    merged["spec"]["strategy"] = patch["spec"]["strategy"]
+    container = merged["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = patch["spec"]["template"]["spec"]["containers"][0]["args"]
+    container["env"] += patch["spec"]["template"]["spec"]["containers"][0]["env"]
+    volumes = merged["spec"]["template"]["spec"]["volumes"]
+    volumes[[v["name"] for v in volumes].index("data")] = {"name": "data", "emptyDir": {}}
+    kubernetes_validate.validate(merged, KUBERNETES, strict=True)
+
+
+def test_embedded_mode_runs_exactly_one_serving_replica() -> None:
+    objects = by_kind(K8S)
+    serving = objects[("Deployment", "nextbest")]["spec"]
+    assert serving["replicas"] == 1
+    assert serving["strategy"]["type"] == "Recreate"  # the old pod frees the data dir first
+    kinds = {kind for kind, _ in objects}
+    assert "HorizontalPodAutoscaler" not in kinds  # scaling out is Redis mode's
+    assert "redis-mode" not in " ".join(kustomization(K8S)["resources"])
+    redis_mode = {kind for kind, _ in by_kind(K8S / "redis-mode")}
+    assert {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment"} <= redis_mode
+    assert by_kind(K8S / "redis-mode")[("Deployment", "nextbest-learner")]["spec"]["replicas"] == 1
+
+
+def test_probes_ask_grpc_health_and_ports_match_the_image() -> None:
+    objects = by_kind(K8S)
+    pod = objects[("Deployment", "nextbest")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"][:2] == ["nextbest", "health"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert env["NEXTBEST_ADDRESS"].endswith(f":{ports['grpc']}")
+    assert env["NEXTBEST_METRICS_ADDRESS"].endswith(f":{ports['metrics']}")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"EXPOSE {ports['grpc']} {ports['metrics']}" in dockerfile
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert "USER 10001:10001" in dockerfile
+    service = objects[("Service", "nextbest")]["spec"]
+    assert {p["targetPort"] for p in service["ports"]} == set(ports)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert env["NEXTBEST_CONFIG"].startswith(mounts["policies"] + "/")
+    assert env["NEXTBEST_DATA_DIR"] == mounts["data"]
+    assert env["NEXTBEST_AUTH_FILE"].startswith(mounts["auth"] + "/")
+
+
+def test_the_auth_secret_is_a_valid_auth_file(tmp_path: Path) -> None:
+    secret = by_kind(K8S)[("Secret", "nextbest-auth")]
+    (tmp_path / "tokens.yaml").write_text(secret["stringData"]["tokens.yaml"])
+    assert load_auth_file(tmp_path / "tokens.yaml").tokens == ()  # refuses all until filled
+
+
+def test_the_policies_config_map_is_a_valid_policy_file(tmp_path: Path) -> None:
+    config_map = by_kind(K8S)[("ConfigMap", "nextbest-policies")]
+    (tmp_path / "policies.yaml").write_text(config_map["data"]["policies.yaml"])
+    example = load_config(ROOT / "examples" / "support.yaml")
+    assert load_config(tmp_path / "policies.yaml") == example
+
+
+def test_service_monitor_and_prometheus_rule_match_the_service_and_alerts() -> None:
+    objects = by_kind(K8S / "monitoring")
+    monitor = objects[("ServiceMonitor", "nextbest")]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    service = objects[("Service", "nextbest")]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    port_names = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
+    # The Operator names the job after the Service: the alerts' job="nextbest".
+    assert service["metadata"]["name"] == "nextbest"
+    rule = objects[("PrometheusRule", "nextbest")]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    assert rule["spec"] == {"groups": alerts["groups"]}, "copy alerts.yaml's groups"
