@@ -61,7 +61,7 @@ MAX_ERRORS_PER_WORKER = 100  # a worker that keeps failing stops early (a dead s
 class ServeOptions:
     """What a server process needs; pickled to the child (spawn)."""
 
-    kind: str  # "floor" or "nextbest"
+    kind: str  # "floor", "floor-bytes" (grpc.aio, fixed bytes), "floor-sync" or "nextbest"
     config: str = str(DEFAULT_CONFIG)
     log_level: str = "warning"
     log_to_devnull: bool = False
@@ -69,6 +69,10 @@ class ServeOptions:
     profile: str = ""  # a path: profile the server's event-loop thread, dump pstats there
     data_dir: str = ""  # nextbest's data dir; ServerPool fills it in (a fresh directory)
     fsync: Literal["always", "interval", "never"] = "interval"  # nextbest only
+    loop: Literal["asyncio", "uvloop"] = "asyncio"  # the event loop of an aio server
+    workers: int = 16  # floor-sync: threads in its pool
+    checkpoint_interval: float = 60.0  # nextbest: seconds between its own checkpoints
+    checkpoint_every: int = 10_000  # nextbest: learned events between its own checkpoints
 
 
 class FloorServicer(rpc.DecisionServiceServicer):
@@ -140,6 +144,52 @@ def floor_response() -> pb.DecideResponse:
     )
 
 
+def floor_bytes_handler(response: bytes, sync: bool) -> grpc.GenericRpcHandler:
+    """DecisionService's Decide and Reward answering fixed bytes, neither parsing nor
+    serializing anything: what the transport alone costs (sync: for grpc.server)."""
+    reward = pb.RewardResponse(status=pb.REWARD_STATUS_ACCEPTED, value=0.5).SerializeToString()
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for name, body in (("Decide", response), ("Reward", reward)):
+        if sync:
+
+            def answer(request: bytes, context: Any, body: bytes = body) -> bytes:
+                return body
+
+            handlers[name] = grpc.unary_unary_rpc_method_handler(answer)
+        else:
+
+            async def answer_aio(request: bytes, context: Any, body: bytes = body) -> bytes:
+                return body
+
+            handlers[name] = grpc.unary_unary_rpc_method_handler(answer_aio)
+    service = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+    return grpc.method_handlers_generic_handler(service, handlers)
+
+
+def _serve_sync(opts: ServeOptions, conn: Connection) -> None:
+    """The synchronous grpc server with a thread pool, answering fixed bytes."""
+    from concurrent import futures
+
+    watch = GcWatch()
+    gc.callbacks.append(watch)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=opts.workers))
+    server.add_generic_rpc_handlers((floor_bytes_handler(opts.floor_response, sync=True),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    if port == 0:
+        raise OSError("cannot bind 127.0.0.1")
+    server.start()
+    conn.send(("ready", port))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message != "stats":
+            break
+        conn.send(("stats", watch.snapshot()))
+    server.stop(1.0).wait()
+
+
 def server_main(opts: ServeOptions, conn: Connection) -> None:
     """The child process: serve until the parent says stop (or goes away)."""
     with contextlib.ExitStack() as stack:
@@ -147,7 +197,14 @@ def server_main(opts: ServeOptions, conn: Connection) -> None:
         if opts.log_to_devnull:
             stream = stack.enter_context(open(os.devnull, "wb"))
         try:
-            asyncio.run(_serve(opts, conn, stream))
+            if opts.kind == "floor-sync":
+                _serve_sync(opts, conn)
+            elif opts.loop == "uvloop":
+                import uvloop
+
+                uvloop.run(_serve(opts, conn, stream))
+            else:
+                asyncio.run(_serve(opts, conn, stream))
         except Exception as exc:  # tell the parent instead of leaving it waiting
             with contextlib.suppress(OSError):
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -193,6 +250,7 @@ async def _serve(opts: ServeOptions, conn: Connection, stream: BinaryIO | None) 
     watch = GcWatch()
     gc.callbacks.append(watch)
     state: Callable[[], dict[str, Any]] = dict
+    checkpoints: list[Callable[[], None]] = []  # nextbest's checkpoint, once it runs
 
     def on_message() -> None:
         try:
@@ -201,12 +259,28 @@ async def _serve(opts: ServeOptions, conn: Connection, stream: BinaryIO | None) 
             message = "stop"
         if message == "stats":
             conn.send(("stats", {**watch.snapshot(), **state()}))
+        elif message == "checkpoint":  # on the loop, as the join clock does it
+            started = time.perf_counter()
+            for checkpoint in checkpoints:
+                checkpoint()
+            conn.send(("checkpoint", time.perf_counter() - started))
         else:
             loop.remove_reader(conn.fileno())
             stopping.set()
 
     profiler = cProfile.Profile() if opts.profile else None
-    if opts.kind == "floor":
+    if opts.kind == "floor-bytes":
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((floor_bytes_handler(opts.floor_response, sync=False),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        if port == 0:
+            raise OSError("cannot bind 127.0.0.1")
+        await server.start()
+        loop.add_reader(conn.fileno(), on_message)
+        conn.send(("ready", port))
+        await stopping.wait()
+        await server.stop(1.0)
+    elif opts.kind == "floor":
         server = grpc.aio.server()
         response = pb.DecideResponse.FromString(opts.floor_response)
         rpc.add_DecisionServiceServicer_to_server(  # type: ignore[no-untyped-call, unused-ignore]
@@ -242,9 +316,12 @@ async def _serve(opts: ServeOptions, conn: Connection, stream: BinaryIO | None) 
                 grace=1.0,
                 data_dir=Path(opts.data_dir or "nextbest-data"),
                 durability=Durability(fsync=opts.fsync),
+                checkpoint_interval=opts.checkpoint_interval,
+                checkpoint_every=opts.checkpoint_every,
             )
         )
         await nb.start()
+        checkpoints.append(nb.checkpoint)
 
         def engine_state() -> dict[str, Any]:
             pending = nb.engine.pending_counts()
@@ -293,6 +370,21 @@ class ServerProcess:
         except (EOFError, OSError):
             return {}
         return dict(value) if status == "stats" else {}
+
+    def start_checkpoint(self) -> None:
+        """Ask a nextbest server to checkpoint now, on its event loop; collect the answer
+        with `checkpoint_seconds` before the next `stats`."""
+        self.conn.send("checkpoint")
+
+    def checkpoint_seconds(self) -> float | None:
+        """How long the checkpoint asked for took in the server (None: no answer)."""
+        try:
+            if not self.conn.poll(STATS_TIMEOUT):
+                return None
+            status, value = self.conn.recv()
+        except (EOFError, OSError):
+            return None
+        return float(value) if status == "checkpoint" else None
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
