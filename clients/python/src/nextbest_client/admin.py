@@ -13,21 +13,14 @@ policy to see whether it was applied.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
-
-import grpc
-import grpc.aio
+from typing import Any
 
 from nextbest_client import _channel
-from nextbest_client.errors import from_rpc_error
+from nextbest_client._connection import AsyncConnection, Connection
 from nextbest_client.v1 import admin_pb2 as apb
 from nextbest_client.v1 import admin_pb2_grpc as arpc
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 _ONCE = _channel.Retry(attempts=1)
 
 
@@ -42,7 +35,7 @@ def _exploration(
     return request
 
 
-class Admin:
+class Admin(Connection):
     """A synchronous AdminService client; the connection arguments are those of
     :class:`nextbest_client.NextBest` (``token`` and ``tls`` also from the environment)."""
 
@@ -56,38 +49,10 @@ class Admin:
         retry: _channel.Retry | None = None,
         options: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
-        self.target = target
-        self._channel = _channel.channel(target, tls, options)
+        super().__init__(
+            target, token=token, tls=tls, timeout=timeout, retry=retry, options=options
+        )
         self._stub = arpc.AdminServiceStub(self._channel)
-        self._metadata = _channel.metadata(_channel.token_or_env(token))
-        self.timeout = timeout
-        self.retry = retry or _channel.Retry()
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> Admin:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _call(
-        self,
-        method: grpc.UnaryUnaryMultiCallable[Req, Resp],
-        request: Req,
-        retry: _channel.Retry | None = None,
-    ) -> Resp:
-        retry = retry or self.retry
-        for attempt in range(retry.attempts):
-            try:
-                return method(request, timeout=self.timeout, metadata=self._metadata)
-            except grpc.RpcError as exc:
-                if exc.code() in _channel.RETRYABLE and attempt + 1 < retry.attempts:
-                    time.sleep(retry.delay(attempt))
-                    continue
-                raise from_rpc_error(exc) from exc
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def list_policies(self) -> list[apb.PolicyStatus]:
         """Every policy, as :meth:`get_policy` shows it."""
@@ -135,7 +100,7 @@ class Admin:
         return self._call(self._stub.RollbackModel, request, _ONCE)
 
 
-class AsyncAdmin:
+class AsyncAdmin(AsyncConnection):
     """The asyncio twin of :class:`Admin`; create it inside the running loop."""
 
     def __init__(
@@ -148,38 +113,10 @@ class AsyncAdmin:
         retry: _channel.Retry | None = None,
         options: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
-        self.target = target
-        self._channel = _channel.aio_channel(target, tls, options)
+        super().__init__(
+            target, token=token, tls=tls, timeout=timeout, retry=retry, options=options
+        )
         self._stub = arpc.AdminServiceStub(self._channel)
-        self._metadata = _channel.metadata(_channel.token_or_env(token))
-        self.timeout = timeout
-        self.retry = retry or _channel.Retry()
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def __aenter__(self) -> AsyncAdmin:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def _call(
-        self,
-        method: Any,
-        request: Any,
-        retry: _channel.Retry | None = None,
-    ) -> Any:
-        retry = retry or self.retry
-        for attempt in range(retry.attempts):
-            try:
-                return await method(request, timeout=self.timeout, metadata=self._metadata)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in _channel.RETRYABLE and attempt + 1 < retry.attempts:
-                    await asyncio.sleep(retry.delay(attempt))
-                    continue
-                raise from_rpc_error(exc) from exc
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def list_policies(self) -> list[apb.PolicyStatus]:
         response = await self._call(self._stub.ListPolicies, apb.ListPoliciesRequest())

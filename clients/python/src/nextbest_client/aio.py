@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
-
-import grpc
-import grpc.aio
+from typing import Any
 
 from nextbest_client import _channel
+from nextbest_client._connection import AsyncConnection
 from nextbest_client._requests import batch_request, decide_request, reward_request
 from nextbest_client._values import Context
-from nextbest_client.errors import NextBestError, error_for, from_rpc_error
+from nextbest_client.errors import NextBestError, error_for
 from nextbest_client.types import (
     ActivationStatus,
     DecisionFields,
@@ -31,8 +28,6 @@ from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
 
 log = logging.getLogger("nextbest_client")
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 
 
 @dataclass(kw_only=True)
@@ -113,7 +108,7 @@ class DecisionCall(Awaitable[AsyncDecision]):
             await self._decision.__aexit__(exc_type, exc, tb)
 
 
-class AsyncNextBest:
+class AsyncNextBest(AsyncConnection):
     """The asyncio twin of :class:`nextbest_client.NextBest`; create it inside a running loop."""
 
     def __init__(
@@ -128,42 +123,12 @@ class AsyncNextBest:
         default_reward: RewardSpec | None = None,
         error_reward: RewardSpec | None = 0.0,
     ) -> None:
-        self.target = target
-        self._channel = _channel.aio_channel(target, tls, options)
+        super().__init__(
+            target, token=token, tls=tls, timeout=timeout, retry=retry, options=options
+        )
         self._stub = rpc.DecisionServiceStub(self._channel)
-        self._metadata = _channel.metadata(_channel.token_or_env(token))
-        self.timeout = timeout
-        self.retry = retry or _channel.Retry()
         self.default_reward = default_reward
         self.error_reward = error_reward
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def __aenter__(self) -> AsyncNextBest:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def _call(
-        self,
-        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
-        request: Req,
-    ) -> Resp:
-        for attempt in range(self.retry.attempts):
-            try:
-                return await method(
-                    request,
-                    timeout=self.timeout,
-                    metadata=self._metadata,
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in _channel.RETRYABLE and attempt + 1 < self.retry.attempts:
-                    await asyncio.sleep(self.retry.delay(attempt))
-                    continue
-                raise from_rpc_error(exc) from exc
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _decision(self, policy: str, response: pb.DecideResponse) -> AsyncDecision:
         return AsyncDecision.from_response(

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
-
-import grpc
+from typing import Any
 
 from nextbest_client import _channel
+from nextbest_client._connection import Connection
 from nextbest_client._requests import batch_request, decide_request, reward_request
 from nextbest_client._values import Context
-from nextbest_client.errors import NextBestError, error_for, from_rpc_error
+from nextbest_client.errors import NextBestError, error_for
 from nextbest_client.types import (
     ActivationStatus,
     DecisionFields,
@@ -30,8 +28,6 @@ from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
 
 log = logging.getLogger("nextbest_client")
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 
 
 @dataclass(kw_only=True)
@@ -91,7 +87,7 @@ class Decision(DecisionFields):
                 log.warning("error reward for event %s not sent: %s", self.event_id, failed)
 
 
-class NextBest:
+class NextBest(Connection):
     """A nextbest client over one gRPC channel; thread-safe, meant to be shared.
 
     ``token`` is sent as ``authorization: Bearer <token>`` (default: ``NEXTBEST_TOKEN``).
@@ -113,43 +109,12 @@ class NextBest:
         default_reward: RewardSpec | None = None,
         error_reward: RewardSpec | None = 0.0,
     ) -> None:
-        self.target = target
-        self._channel = _channel.channel(target, tls, options)
+        super().__init__(
+            target, token=token, tls=tls, timeout=timeout, retry=retry, options=options
+        )
         self._stub = rpc.DecisionServiceStub(self._channel)
-        self._metadata = _channel.metadata(_channel.token_or_env(token))
-        self.timeout = timeout
-        self.retry = retry or _channel.Retry()
         self.default_reward = default_reward
         self.error_reward = error_reward
-
-    def close(self) -> None:
-        self._channel.close()
-
-    def __enter__(self) -> NextBest:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _call(
-        self,
-        method: grpc.UnaryUnaryMultiCallable[Req, Resp],
-        request: Req,
-    ) -> Resp:
-        for attempt in range(self.retry.attempts):
-            try:
-                return method(
-                    request,
-                    timeout=self.timeout,
-                    metadata=self._metadata,
-                )
-            except grpc.RpcError as exc:
-                code = exc.code()
-                if code in _channel.RETRYABLE and attempt + 1 < self.retry.attempts:
-                    time.sleep(self.retry.delay(attempt))
-                    continue
-                raise from_rpc_error(exc) from exc
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _decision(self, policy: str, response: pb.DecideResponse) -> Decision:
         return Decision.from_response(
