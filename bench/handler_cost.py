@@ -10,6 +10,10 @@ run. Each row: calls/s and the server's CPU per call (utime + stime from /proc),
 concurrency 1 and 16, and that CPU less W: the transport's share. If the transport's share
 stays flat as W grows, a handler's cost in a serving process is its own work plus that flat
 share, and issue 15's "≤ 1.5× the floor's CPU" leaves a handler about half the floor's CPU.
+
+Then, in process: `Engine.decide` on the README's support policy in a hot loop, and with 32
+MiB of memory touched between calls (as a serving process's transport does to the caches):
+what a decision costs when it starts cold.
 """
 
 from __future__ import annotations
@@ -91,6 +95,40 @@ async def _drive(port: int, calls: int, concurrency: int) -> float:
         return calls / (time.perf_counter() - started)
 
 
+def _cold_decisions(calls: int) -> tuple[float, float]:
+    """Median µs of `Engine.decide`: hot (back to back), and after evicting the caches."""
+    import numpy as np
+
+    from nextbest.policy.config import load_config
+    from nextbest.policy.engine import Engine
+    from nextbest.policy.ports import NullListener
+    from nextbest.policy.requests import DecideInput
+    from nextbest.store.memory import MemoryStore
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = load_config(os.path.join(root, "examples", "support.yaml"))
+    engine = Engine(config, MemoryStore(), NullListener(), time.time)
+    contexts: list[dict[str, Any]] = [
+        {"account_age_days": float(i * 7 % 500), "amount": float(40 + i % 90), "plan": "gold"}
+        for i in range(100)
+    ]
+    junk = np.ones(32 << 20, dtype=np.uint8)
+
+    def median(cold: bool) -> float:
+        took: list[float] = []
+        for i in range(calls):
+            if cold:
+                junk[::64] += 1  # one write per cache line of 32 MiB
+            started = time.perf_counter()
+            intent = "billing_dispute" if i % 2 else "login_problem"
+            engine.decide(DecideInput("support.next_step", intent, contexts[i % 100]))
+            took.append(time.perf_counter() - started)
+        return sorted(took)[len(took) // 2] * 1e6
+
+    median(False)  # warm-up
+    return median(False), median(True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=4000)
@@ -118,6 +156,8 @@ def main() -> None:
             print(
                 f"{work:>10} {concurrency:>3} {rate:>9,.0f} {per_call:>12,.0f} {transport:>13,.0f}"
             )
+    hot, cold = _cold_decisions(2000)
+    print(f"Engine.decide in process, median: hot {hot:.0f} µs, caches evicted {cold:.0f} µs")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
