@@ -91,7 +91,7 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboards() -> None:
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
 
 
-@pytest.mark.parametrize("directory", ["", "monitoring", "redis-mode"])
+@pytest.mark.parametrize("directory", ["", "monitoring"])
 def test_kubernetes_objects_are_valid(directory: str) -> None:
     checked = 0
     for path, doc in resources(K8S / directory):
@@ -106,31 +106,13 @@ def test_kubernetes_objects_are_valid(directory: str) -> None:
     assert checked >= 6
 
 
-def test_the_redis_mode_patch_is_a_valid_deployment_once_merged() -> None:
-    base = by_kind(K8S)[("Deployment", "nextbest")]
-    (patch,) = documents(K8S / "redis-mode" / "serving-stateless.yaml")
-    merged = yaml.safe_load(yaml.safe_dump(base))
-    merged["spec"]["replicas"] = patch["spec"]["replicas"]
-    merged["spec"]["strategy"] = patch["spec"]["strategy"]
-    container = merged["spec"]["template"]["spec"]["containers"][0]
-    container["args"] = patch["spec"]["template"]["spec"]["containers"][0]["args"]
-    container["env"] += patch["spec"]["template"]["spec"]["containers"][0]["env"]
-    volumes = merged["spec"]["template"]["spec"]["volumes"]
-    volumes[[v["name"] for v in volumes].index("data")] = {"name": "data", "emptyDir": {}}
-    kubernetes_validate.validate(merged, KUBERNETES, strict=True)
-
-
 def test_embedded_mode_runs_exactly_one_serving_replica() -> None:
     objects = by_kind(K8S)
     serving = objects[("Deployment", "nextbest")]["spec"]
     assert serving["replicas"] == 1
     assert serving["strategy"]["type"] == "Recreate"  # the old pod frees the data dir first
     kinds = {kind for kind, _ in objects}
-    assert "HorizontalPodAutoscaler" not in kinds  # scaling out is Redis mode's
-    assert "redis-mode" not in " ".join(kustomization(K8S)["resources"])
-    redis_mode = {kind for kind, _ in by_kind(K8S / "redis-mode")}
-    assert {"HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment"} <= redis_mode
-    assert by_kind(K8S / "redis-mode")[("Deployment", "nextbest-learner")]["spec"]["replicas"] == 1
+    assert "HorizontalPodAutoscaler" not in kinds  # scaling out is Redis mode's (issue 9)
 
 
 def test_probes_ask_grpc_health_and_ports_match_the_image() -> None:
