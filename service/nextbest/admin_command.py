@@ -10,16 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from nextbest_client import Admin, Retry, TLSConfig
+from nextbest_client.errors import DeadlineExceeded, NextBestError, Unavailable
 from nextbest_client.v1 import admin_pb2 as pb
-from nextbest_client.v1 import admin_pb2_grpc as rpc
 
 REFUSED = 1
 UNREACHABLE = 2
@@ -72,27 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rollback.add_argument("--reason", required=True)
 
 
-def _channel(args: argparse.Namespace) -> grpc.Channel:
-    if not (args.tls_ca or args.tls_cert):
-        return grpc.insecure_channel(args.address)
-
-    def read(path: str | None) -> bytes | None:
-        return Path(path).read_bytes() if path else None
-
-    credentials = grpc.ssl_channel_credentials(
-        read(args.tls_ca), read(args.tls_key), read(args.tls_cert)
-    )
-    return grpc.secure_channel(args.address, credentials)
-
-
-def _request(
-    args: argparse.Namespace, stub: rpc.AdminServiceStub
-) -> tuple[Callable[..., Any], Message]:
+def _call(admin: Admin, args: argparse.Namespace) -> Message:
     verb = args.admin_command
     if verb == "list":
-        return stub.ListPolicies, pb.ListPoliciesRequest()
+        return pb.ListPoliciesResponse(policies=admin.list_policies())
     if verb == "get":
-        return stub.GetPolicy, pb.GetPolicyRequest(policy=args.policy)
+        return admin.get_policy(args.policy)
     if verb == "set-exploration":
         per_intent: dict[str, float] = {}
         for item in args.intent:
@@ -100,39 +82,38 @@ def _request(
             if not sep:
                 raise SystemExit(f"nextbest admin: --intent {item!r}: use INTENT=EPSILON")
             per_intent[intent] = float(value)
-        request = pb.SetExplorationRequest(
-            policy=args.policy, per_intent=per_intent, reason=args.reason
+        return admin.set_exploration(
+            args.policy, args.epsilon, per_intent=per_intent, reason=args.reason
         )
-        if args.epsilon is not None:
-            request.epsilon = args.epsilon
-        return stub.SetExploration, request
     if verb == "set-mode":
-        return stub.SetMode, pb.SetModeRequest(
-            policy=args.policy, mode=args.mode, reason=args.reason
-        )
+        return admin.set_mode(args.policy, args.mode, reason=args.reason)
     if verb == "clear":
-        return stub.ClearOverrides, pb.ClearOverridesRequest(policy=args.policy, reason=args.reason)
+        return admin.clear_overrides(args.policy, reason=args.reason)
     if verb == "reload":
-        return stub.ReloadConfig, pb.ReloadConfigRequest(reason=args.reason)
+        return admin.reload_config(reason=args.reason)
     if verb == "models":
-        return stub.ListModels, pb.ListModelsRequest(policy=args.policy)
-    return stub.RollbackModel, pb.RollbackModelRequest(
-        policy=args.policy, version=args.version, reason=args.reason
-    )
+        return pb.ListModelsResponse(models=admin.list_models(args.policy))
+    return admin.rollback_model(args.policy, args.version, reason=args.reason)
 
 
 def run(args: argparse.Namespace) -> int:
-    metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
-    with _channel(args) as channel:
-        call, request = _request(args, rpc.AdminServiceStub(channel))
+    """One AdminService call through the SDK's Admin client, sent once (no retries)."""
+    tls: TLSConfig | bool = False
+    if args.tls_ca or args.tls_cert or args.tls_key:
         try:
-            reply = call(request, timeout=args.timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            print(f"nextbest admin: {code.name if code else 'error'}: {details}", file=sys.stderr)
-            reachable = code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-            return REFUSED if reachable else UNREACHABLE
+            tls = TLSConfig(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
+        except ValueError as exc:
+            print(f"nextbest admin: {exc}", file=sys.stderr)
+            return REFUSED
+    client = Admin(
+        args.address, token=args.token or "", tls=tls, timeout=args.timeout, retry=Retry(attempts=1)
+    )
+    with client as admin:
+        try:
+            reply = _call(admin, args)
+        except NextBestError as exc:
+            print(f"nextbest admin: {exc}", file=sys.stderr)
+            return UNREACHABLE if isinstance(exc, Unavailable | DeadlineExceeded) else REFUSED
     if args.json:
         print(json_format.MessageToJson(reply, preserving_proto_field_name=True, indent=2))
     else:

@@ -75,10 +75,10 @@ def check(
 
     target = probe_address(address)
     if tls_ca:
-        cert, key = (
-            (Path(client[0]).read_bytes(), Path(client[1]).read_bytes()) if client else (None, None)
-        )
-        credentials = grpc.ssl_channel_credentials(Path(tls_ca).read_bytes(), key, cert)
+        from nextbest_client import TLSConfig
+
+        cert, key = client if client else (None, None)
+        credentials = TLSConfig(ca=Path(tls_ca), cert=cert, key=key).credentials()
         options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
         channel = grpc.secure_channel(target, credentials, options=options)
     else:

@@ -122,6 +122,23 @@ def ctx(**values: float | str | bool | list[str]) -> dict[str, pb.Value]:
     return out
 
 
+def serve_args(data_dir: Path, *extra: str, address: str = "127.0.0.1:0") -> list[str]:
+    """`nextbest serve` on the example policy at `address`, its /metrics on a free loopback
+    port, with its own data dir and `extra` flags."""
+    return [
+        "serve",
+        "--config",
+        str(EXAMPLE),
+        "--address",
+        address,
+        "--metrics-address",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+
+
 class Process:
     """A `nextbest serve` subprocess whose JSON log lines are read on a thread."""
 

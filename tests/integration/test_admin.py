@@ -16,7 +16,14 @@ from nextbest_client.v1 import admin_pb2 as apb
 from nextbest_client.v1 import admin_pb2_grpc as arpc
 from nextbest_client.v1 import decision_pb2 as pb
 from tests.conftest import make_config, support_policy
-from tests.integration.conftest import RunningServer, ctx, field_violations, wait_for
+from tests.integration.conftest import (
+    Process,
+    RunningServer,
+    ctx,
+    field_violations,
+    serve_args,
+    wait_for,
+)
 
 POLICY = "support.next_step"
 OLD = ctx(account_age_days=400, amount=50)
@@ -274,3 +281,29 @@ def test_rollback_serves_the_checkpoint_and_scores_like_it(server: RunningServer
     models = stub.ListModels(apb.ListModelsRequest(policy=POLICY)).models
     assert models[0].learned == 200
     assert models[0].serving
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b'["a list"]',
+        b'{"support.next_step": {"mode": {"value": "turbo", "set_by": "x", "set_at": 1, '
+        b'"reason": "r"}}}',
+        b'{"support.next_step": {"exploration.epsilon": {"value": {"a": 1}, "set_by": "x", '
+        b'"set_at": 1, "reason": "r"}}}',
+        b'{"support.next_step": {"somewhere.else": {"value": 1, "set_by": "x", "set_at": 1, '
+        b'"reason": "r"}}}',
+    ],
+)
+def test_a_damaged_overrides_file_stops_the_start_with_the_reason(
+    tmp_path: Path, content: bytes
+) -> None:
+    """Serving without the overrides would silently undo what ops set: refuse, name the file."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "overrides.json").write_bytes(content)
+    process = Process(*serve_args(data))
+    record = process.wait_event("cannot_start")
+    assert "overrides.json" in record["reason"]
+    assert process.proc.wait(timeout=30) == 2

@@ -29,8 +29,8 @@ from nextbest.api.boundary import Method
 from nextbest_client.v1 import admin_pb2 as apb
 from nextbest_client.v1 import admin_pb2_grpc as arpc
 from nextbest_client.v1 import decision_pb2 as pb
-from tests.conftest import EXAMPLE, make_config, support_policy
-from tests.integration.conftest import Process, ctx
+from tests.conftest import make_config, support_policy
+from tests.integration.conftest import Process, ctx, serve_args
 from tests.integration.secure import SecureServer, bearer, write_auth_file
 
 # Every method behind the boundary, from its own tables: a method added later joins the matrix.
@@ -227,19 +227,7 @@ def test_a_bad_auth_file_is_refused_with_the_reason(tmp_path: Path, text: str, r
 
 def test_a_bad_auth_file_stops_the_start(tmp_path: Path) -> None:
     bad = _yaml(tmp_path, "tokens: [{name: a, sha256: abc, scopes: [decide]}]")
-    process = Process(
-        "serve",
-        "--config",
-        str(EXAMPLE),
-        "--address",
-        "127.0.0.1:0",
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--auth-file",
-        str(bad),
-    )
+    process = Process(*serve_args(tmp_path / "data", "--auth-file", str(bad)))
     record = process.wait_event("cannot_start")
     assert "tokens[0] (a).sha256" in record["reason"]
     assert process.proc.wait(timeout=30) == 2
@@ -248,18 +236,7 @@ def test_a_bad_auth_file_stops_the_start(tmp_path: Path) -> None:
 
 def test_sighup_reloads_the_auth_file_and_a_bad_one_is_rejected(tmp_path: Path) -> None:
     auth = write_auth_file(tmp_path / "auth.yaml", {"first": ("token-1", ["read"])})
-    process = Process(
-        "serve",
-        "--config",
-        str(EXAMPLE),
-        "--address",
-        "127.0.0.1:0",
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--data-dir",
-        str(tmp_path / "data"),
-        env={"NEXTBEST_AUTH_FILE": str(auth)},
-    )
+    process = Process(*serve_args(tmp_path / "data"), env={"NEXTBEST_AUTH_FILE": str(auth)})
     serving = process.wait_event("serving")
     assert serving["auth_file"] == str(auth)
     with grpc.insecure_channel(serving["grpc_address"]) as channel:
@@ -330,21 +307,8 @@ def test_token_new_prints_a_token_and_the_entry_that_admits_it(
 # --- open addresses -------------------------------------------------------------------------
 
 
-def serve_args(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "serve",
-        "--config",
-        str(EXAMPLE),
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--data-dir",
-        str(tmp_path / "data"),
-        *extra,
-    ]
-
-
 def test_a_non_loopback_address_without_auth_is_refused(tmp_path: Path) -> None:
-    process = Process(*serve_args(tmp_path, "--address", "0.0.0.0:0"))
+    process = Process(*serve_args(tmp_path / "data", address="0.0.0.0:0"))
     record = process.wait_event("cannot_start")
     assert "--auth-file" in record["reason"]
     assert "--allow-unauthenticated" in record["reason"]
@@ -354,7 +318,7 @@ def test_a_non_loopback_address_without_auth_is_refused(tmp_path: Path) -> None:
 
 def test_allow_unauthenticated_serves_with_a_warning(tmp_path: Path) -> None:
     process = Process(
-        *serve_args(tmp_path, "--address", "0.0.0.0:0"),
+        *serve_args(tmp_path / "data", address="0.0.0.0:0"),
         env={"NEXTBEST_ALLOW_UNAUTHENTICATED": "true"},
     )
     warning = process.wait_event("unauthenticated")

@@ -25,7 +25,7 @@ from nextbest_client import (
 )
 from tests.certs import Authority
 from tests.conftest import EXAMPLE, make_config, support_policy
-from tests.integration.conftest import Process
+from tests.integration.conftest import Process, serve_args
 from tests.integration.secure import SecureServer, write_auth_file
 
 POLICY = "support.next_step"
@@ -228,18 +228,7 @@ def test_bad_tls_files_stop_the_start(
         "KEY": pair.key,
         "OTHER_KEY": other.key,
     }
-    process = Process(
-        "serve",
-        "--config",
-        str(EXAMPLE),
-        "--address",
-        "127.0.0.1:0",
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--data-dir",
-        str(tmp_path / "data"),
-        *(str(files.get(f, f)) for f in flags),
-    )
+    process = Process(*serve_args(tmp_path / "data", *(str(files.get(f, f)) for f in flags)))
     record = process.wait_event("cannot_start")
     assert reason in record["reason"]
     assert "\n" not in record["reason"]

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from nextbest.api.auth import ANONYMOUS
 from nextbest.api.errors import status_of, to_status
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
@@ -51,7 +52,6 @@ METHODS: dict[str, Method] = {
 }
 INTERNAL_MESSAGE = "internal error (the server logged it)"
 LOGGED_ID_CHARS = 256  # an event id in a log line: enough to find it, bounded
-ANONYMOUS = "anonymous"
 # Who is calling, for the duration of one call: set by the boundary, read by servicers
 # that record the caller (audit records).
 CALLER: ContextVar[str] = ContextVar("nextbest_caller", default=ANONYMOUS)

@@ -17,6 +17,7 @@ from nextbest.policy.errors import InvalidArgument, NotFound
 from nextbest.policy.model import Model
 from nextbest.policy.overrides import (
     EPSILON,
+    MAX_PER_INTENT,
     MODE,
     PER_INTENT,
     Override,
@@ -119,6 +120,13 @@ class Control:
             check_intent(intent, where)
             check_epsilon(rt.file_config, value, where)
             changes[PER_INTENT + intent] = value
+        intents = {s for s in [*rt.overrides, *changes] if s.startswith(PER_INTENT)}
+        if len(intents) > MAX_PER_INTENT:
+            raise InvalidArgument(
+                f"would override ε for {len(intents)} intents, at most {MAX_PER_INTENT} "
+                "per policy: clear the overrides, or set the intents in the policy file",
+                "per_intent",
+            )
         return self._override(rt, "exploration", changes, reason, caller)
 
     def set_mode(self, policy: str, mode: str, reason: str, caller: str) -> PolicyRuntime:
@@ -152,10 +160,7 @@ class Control:
         """Check, keep, apply, audit: in that order, so a change that cannot be kept is
         never in force, and one in force is always audited (an audit that cannot be
         written undoes the change)."""
-        try:
-            apply(rt.file_config, overrides)
-        except ValueError as exc:
-            raise InvalidArgument(str(exc).splitlines()[0], "overrides") from None
+        apply(rt.file_config, overrides)  # refused here, before anything is kept
         before = dict(self.engine.overrides)
         self.store.save_overrides(_kept({**before, rt.name: overrides}))
         fresh = self.engine.set_overrides(rt.name, overrides, kind)

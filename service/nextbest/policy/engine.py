@@ -217,16 +217,12 @@ class Engine:
         for name, runtime in fresh.items():
             self._announce(name, runtime)
 
-    def set_overrides(
-        self, name: str, overrides: Overrides, kind: str = "override"
-    ) -> PolicyRuntime:
+    def set_overrides(self, name: str, overrides: Overrides, kind: str) -> PolicyRuntime:
         """Put `overrides` in force for a policy (replacing its previous ones) at once; the
-        model is kept. Refused with InvalidArgument when the result is not a valid policy."""
+        model is kept. Refused with InvalidArgument when the result is not a valid policy;
+        `kind` says what changed them, for the listener (exploration, mode, clear)."""
         old = self.policy(name)
-        try:
-            config = apply(old.file_config, overrides)
-        except ValueError as exc:
-            raise InvalidArgument(str(exc).splitlines()[0], "overrides") from None
+        config = apply(old.file_config, overrides)
         runtime = PolicyRuntime(name, config, old.model, old.file_config, overrides)
         self.policies = {**self.policies, name: runtime}
         self.overrides[name] = dict(overrides)

@@ -22,6 +22,9 @@ PER_INTENT = "exploration.per_intent."  # + the intent
 MODE = "mode"
 MODES: tuple[str, ...] = get_args(Mode)
 MAX_INTENT_LENGTH = 256
+# Per policy. Each per-intent ε is a metric series (nextbest_exploration_epsilon{intent}) and
+# an entry of the kept overrides: bounded, whoever asks.
+MAX_PER_INTENT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,33 @@ class Override:
 
 
 Overrides = Mapping[str, Override]  # setting → override, for one policy
+
+
+def override_from(setting: str, fields: Mapping[str, Any]) -> Override:
+    """An override read back from where it was kept; ValueError says what is wrong with it
+    (an unknown setting, a value of the wrong kind, provenance of the wrong type)."""
+    if set(fields) != {"value", "set_by", "set_at", "reason"}:
+        raise ValueError(f"{setting}: keys must be value, set_by, set_at, reason")
+    raw, set_by, set_at, reason = (fields[k] for k in ("value", "set_by", "set_at", "reason"))
+    value: float | str
+    if setting == MODE and raw in MODES:
+        value = raw
+    elif setting == EPSILON or setting.startswith(PER_INTENT):
+        if not _number(raw) or not 0.0 <= raw <= 1.0:
+            raise ValueError(f"{setting}: {raw!r} is not an ε from 0 to 1")
+        intent = setting.removeprefix(PER_INTENT)
+        if setting != EPSILON and not 0 < len(intent) <= MAX_INTENT_LENGTH:
+            raise ValueError(f"{setting}: not an intent")
+        value = float(raw)
+    else:
+        raise ValueError(f"{setting!r} = {raw!r} is not an override")
+    if not isinstance(set_by, str) or not isinstance(reason, str) or not _number(set_at):
+        raise ValueError(f"{setting}: set_by and reason must be texts, set_at a number")
+    return Override(setting, value, set_by, float(set_at), reason)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def file_value(config: PolicyConfig, setting: str) -> float | str | None:
@@ -71,7 +101,8 @@ def check_mode(mode: str, field: str = "mode") -> None:
 
 
 def apply(config: PolicyConfig, overrides: Overrides) -> PolicyConfig:
-    """The policy in force: the file's `config` with `overrides` on top."""
+    """The policy in force: the file's `config` with `overrides` on top; InvalidArgument
+    when the two do not make a valid policy."""
     if not overrides:
         return config
     exploration: dict[str, Any] = config.exploration.model_dump()
@@ -88,5 +119,8 @@ def apply(config: PolicyConfig, overrides: Overrides) -> PolicyConfig:
                 **exploration["per_intent"],
                 intent: min(float(override.value), cap),
             }
-    update["exploration"] = type(config.exploration).model_validate(exploration)
+    try:
+        update["exploration"] = type(config.exploration).model_validate(exploration)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidArgument(str(exc).splitlines()[0], "overrides") from None
     return config.model_copy(update=update)

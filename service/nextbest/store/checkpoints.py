@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from nextbest.policy.model import Model
-from nextbest.store.files import fsync_dir
+from nextbest.store.files import write_atomic
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +41,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 class Checkpoints:
@@ -77,8 +68,7 @@ class Checkpoints:
             manifest = Manifest(
                 policy, model.vw_args, model.learned, log_seq, _sha256(model_path), time.time()
             )
-            _write_atomic(self.directory / f"{stem}.json", orjson.dumps(manifest))
-            fsync_dir(self.directory)
+            write_atomic(self.directory / f"{stem}.json", orjson.dumps(manifest))
         except OSError:
             if not (self.directory / f"{stem}.json").exists():  # else it is whole
                 for leftover in self.directory.glob(f"{stem}.*"):

@@ -20,9 +20,9 @@ import orjson
 from nextbest.policy.control import AuditRecord, Checkpoint
 from nextbest.policy.errors import ConfigError, FailedPrecondition, NotFound, Unavailable
 from nextbest.policy.model import Model
-from nextbest.policy.overrides import Override, Overrides
+from nextbest.policy.overrides import Override, Overrides, override_from
 from nextbest.store.durable import DurableStore
-from nextbest.store.files import fsync_dir
+from nextbest.store.files import write_atomic
 
 OVERRIDES = "overrides.json"
 AUDIT = "audit.jsonl"
@@ -47,10 +47,10 @@ class ControlFiles:
             raise ConfigError(f"{path}: cannot read the live overrides: {exc}") from None
         try:
             return {
-                policy: {setting: Override(setting, **o) for setting, o in settings.items()}
+                policy: {setting: override_from(setting, o) for setting, o in settings.items()}
                 for policy, settings in data.items()
             }
-        except (AttributeError, TypeError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: not an overrides file: {exc}") from None
 
     def save_overrides(self, overrides: Mapping[str, Overrides]) -> None:
@@ -58,17 +58,10 @@ class ControlFiles:
             policy: {setting: _fields(o) for setting, o in settings.items()}
             for policy, settings in overrides.items()
         }
-        path = self.data_dir / OVERRIDES
-        tmp = path.with_name(path.name + ".tmp")
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         try:
-            with tmp.open("wb") as f:
-                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(path)
-            fsync_dir(self.data_dir)
+            write_atomic(self.data_dir / OVERRIDES, text)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise Unavailable(f"cannot keep the overrides: {exc.strerror or exc}") from None
 
     def audit(self, record: AuditRecord) -> None:

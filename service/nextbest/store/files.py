@@ -39,6 +39,23 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old file or the new one, never
+    a mix: written aside, fsynced, renamed, the rename made durable. A write that fails
+    leaves no temporary file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
 class SegmentedLog:
     """Lines appended with one write() each; rotated at `segment_bytes`."""
 

@@ -10,7 +10,7 @@ from nextbest.policy.control import AuditRecord, Checkpoint, Control
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import InvalidArgument, Unavailable
 from nextbest.policy.model import Model
-from nextbest.policy.overrides import EPSILON, Override, Overrides, apply
+from nextbest.policy.overrides import EPSILON, MAX_PER_INTENT, Override, Overrides, apply
 from nextbest.policy.ports import NullListener
 from nextbest.policy.requests import DecideInput
 from nextbest.store.memory import MemoryStore
@@ -116,3 +116,16 @@ def test_a_reload_prepared_off_the_loop_keeps_what_changed_meanwhile() -> None:
     assert (rt.config.seed, rt.config.exploration.epsilon) == (3, 0.01)
     assert rt.model is rolled_back
     assert epsilon_of(c) == 0.01  # and it serves
+
+
+def test_per_intent_overrides_are_bounded() -> None:
+    """Each per-intent ε is a metric series and a line of overrides.json: a caller with the
+    admin scope cannot grow them without bound."""
+    c, kept = control()
+    many = {f"intent-{i}": 0.05 for i in range(MAX_PER_INTENT)}
+    c.set_exploration("p", None, many, "many intents", "ops")
+    with pytest.raises(InvalidArgument, match=f"at most {MAX_PER_INTENT}") as info:
+        c.set_exploration("p", None, {"one-more": 0.05}, "one more", "ops")
+    assert info.value.field == "per_intent"
+    assert len(kept.overrides["p"]) == MAX_PER_INTENT
+    c.set_exploration("p", None, {"intent-0": 0.01}, "an intent already overridden", "ops")
