@@ -327,11 +327,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log_to_devnull=True,
             checkpoint_interval=1e6,  # only the windows' forced checkpoints
             checkpoint_every=10**9,
+            loop="uvloop",  # as `nextbest serve` runs by default
         )
         nb = pool.start("nextbest", nb_opts)
         servers = [nb]
-        if args.uvloop_nextbest:
-            servers.append(pool.start("nextbest-uvloop", replace(nb_opts, loop="uvloop")))
+        if args.asyncio_nextbest:
+            servers.append(pool.start("nextbest-asyncio", replace(nb_opts, loop="asyncio")))
         async with connect(nb) as stub:  # the floors answer with a real response's bytes
             sample: pb.DecideResponse = await stub.Decide(agent[0], timeout=CALL_TIMEOUT)
         body = sample.SerializeToString()
@@ -470,7 +471,7 @@ def figures(results: dict[str, Any]) -> tuple[list[TableData], list[dict[str, An
         goals.append({"name": name, "value": value, "floor": fl, "ratio": ratio, "pass": ok})
 
     fc = floor[best_cpu]["cpu"]
-    for server in ("nextbest", "nextbest-uvloop"):
+    for server in ("nextbest", "nextbest-asyncio"):
         for kind in ("agent", "light"):
             v = cpu_us(server, kind)
             if math.isnan(v):
@@ -484,7 +485,7 @@ def figures(results: dict[str, Any]) -> tuple[list[TableData], list[dict[str, An
                 v / fc <= TARGET_CPU_RATIO if server == "nextbest" else None,
             )
     ft = floor[best_tput]["tput"]
-    for server in ("nextbest", "nextbest-uvloop"):
+    for server in ("nextbest", "nextbest-asyncio"):
         for kind in ("agent", "light"):
             v = rate(server, f"Decide-{kind}", 16)
             if math.isnan(v):
@@ -575,7 +576,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sync-workers", type=int, default=16, help="the sync floor's threads")
     p.add_argument("--reward-rate", type=float, default=5000.0, help="rewards/s to plan for")
     p.add_argument(
-        "--uvloop-nextbest", action="store_true", help="also nextbest on uvloop (informative)"
+        "--asyncio-nextbest",
+        action="store_true",
+        help="also nextbest on the default asyncio loop (informative)",
     )
     p.add_argument("--in-process", type=int, default=5000, help="decisions per chunk (0: skip)")
     p.add_argument("--in-process-only", action="store_true", help="only the in-process figures")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import signal
 import sys
@@ -112,6 +113,13 @@ def _flag(name: str) -> bool:
 
 def _add_security_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
+        "--event-loop",
+        choices=["uvloop", "asyncio"],
+        default=_env("EVENT_LOOP", "uvloop" if _has_uvloop() else "asyncio"),
+        help="uvloop (the default where installed: less CPU per call) or asyncio "
+        "[NEXTBEST_EVENT_LOOP]",
+    )
+    serve.add_argument(
         "--auth-file",
         default=_env("AUTH_FILE"),
         help="tokens with scopes (YAML, see README); re-read on SIGHUP [NEXTBEST_AUTH_FILE]",
@@ -159,7 +167,7 @@ def _token(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from nextbest.api.server import Server
+    from nextbest.api.server import Server, settle_gc
     from nextbest.settings import ServerSettings
     from nextbest.store.durable import Durability
 
@@ -180,7 +188,6 @@ async def _serve(args: argparse.Namespace) -> int:
             tls_client_ca=args.tls_client_ca or None,
         )
         server = Server(settings)
-        await server.start()
     except ValidationError as exc:  # the settings: one line per wrong value
         reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
         log.error("cannot_start", reason=reason)
@@ -188,6 +195,8 @@ async def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ValueError) as exc:
         log.error("cannot_start", reason=str(exc))
         return 2
+    # Signals are handled before the server says "serving": a SIGTERM right after that
+    # line stops it gracefully, it does not kill it.
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -201,6 +210,12 @@ async def _serve(args: argparse.Namespace) -> int:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    try:
+        await server.start()
+    except (ConfigError, OSError, ValueError) as exc:
+        log.error("cannot_start", reason=str(exc))
+        return 2
+    settle_gc()
     signalled = asyncio.ensure_future(stopping.wait())
     failed = asyncio.ensure_future(server.failed.wait())
     await asyncio.wait([signalled, failed], return_when=asyncio.FIRST_COMPLETED)
@@ -276,4 +291,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.config:
         print("nextbest serve: --config FILE (or NEXTBEST_CONFIG) is required", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(args))
+    if args.event_loop not in ("uvloop", "asyncio"):
+        print(
+            f"nextbest serve: --event-loop {args.event_loop!r}: give uvloop or asyncio",
+            file=sys.stderr,
+        )
+        return 2
+    if args.event_loop == "uvloop" and not _has_uvloop():
+        print("nextbest serve: --event-loop uvloop: uvloop is not installed", file=sys.stderr)
+        return 2
+    loop_factory = None
+    if args.event_loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve(args))
+
+
+def _has_uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None

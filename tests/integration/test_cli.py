@@ -18,7 +18,7 @@ import pytest
 from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
 from tests.conftest import EXAMPLE
-from tests.integration.conftest import Process
+from tests.integration.conftest import Process, serve_args
 
 
 @pytest.fixture
@@ -193,3 +193,16 @@ def test_nextbest_admin_steers_a_running_server(served: tuple[Process, dict[str,
     assert admin("clear", "support.next_step", "--reason", "morning").returncode == 0
     assert decide(address).epsilon == 0.2
     process.wait_event("config_change")
+
+
+def test_serve_runs_on_uvloop_unless_told_otherwise(tmp_path: Path) -> None:
+    """uvloop costs less CPU per call (bench/wire.py); asyncio stays one setting away, and
+    a loop that is neither is refused before anything starts."""
+    process = Process(*serve_args(tmp_path / "a"))
+    assert process.wait_event("serving")["event_loop"] == "uvloop"
+    assert process.stop() == 0
+    process = Process(*serve_args(tmp_path / "b"), env={"NEXTBEST_EVENT_LOOP": "asyncio"})
+    assert process.wait_event("serving")["event_loop"] == "asyncio"
+    assert process.stop() == 0
+    process = Process(*serve_args(tmp_path / "c"), env={"NEXTBEST_EVENT_LOOP": "trio"})
+    assert process.proc.wait(timeout=30) == 2

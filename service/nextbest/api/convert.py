@@ -91,26 +91,30 @@ def _masked(masked: list[Masked]) -> list[pb.MaskedAction]:
 
 
 def decide_response(event: Event) -> pb.DecideResponse:
-    order = sorted(range(len(event.eligible)), key=lambda i: (-event.pmf[i], -event.scores[i]))
-    return pb.DecideResponse(
-        event_id=event.event_id,
-        action_id=event.action_id,
-        probability=event.probability,
-        explored=event.explored,
-        fallback=event.fallback,
-        ranking=[
-            pb.RankedAction(
-                action_id=event.eligible[i].id,
-                probability=event.pmf[i],
-                score=event.scores[i],
-            )
-            for i in order
-        ],
-        masked=_masked(event.masked),
-        model_version=event.model_version,
-        config_version=event.config_version,
-        epsilon=event.epsilon,
-    )
+    return fill_decision(pb.DecideResponse(), event)
+
+
+def fill_decision(out: pb.DecideResponse, event: Event) -> pb.DecideResponse:
+    """Write a decision into `out` (a DecideBatch item's own message, or a new one): field
+    by field, which takes half the time of building it from keyword arguments, and a batch
+    item filled in place is not copied again."""
+    pmf, scores, eligible = event.pmf, event.scores, event.eligible
+    chosen = event.chosen
+    out.event_id = event.event_id
+    out.action_id = eligible[chosen].id
+    out.probability = pmf[chosen]
+    out.explored = event.explored
+    out.fallback = event.fallback
+    add = out.ranking.add
+    for i in sorted(range(len(eligible)), key=lambda i: (-pmf[i], -scores[i])):
+        add(action_id=eligible[i].id, probability=pmf[i], score=scores[i])
+    masked = out.masked.add
+    for m in event.masked:
+        masked(action_id=m.action_id, reason=m.reason, rule=m.rule)
+    out.model_version = event.model_version
+    out.config_version = event.config_version
+    out.epsilon = event.epsilon
+    return out
 
 
 def reward_input(req: pb.RewardRequest) -> RewardInput:

@@ -54,25 +54,24 @@ class DecisionServicer(rpc.DecisionServiceServicer):
         So does an item that hits a bug: the items before it are kept, so their ids must
         reach the caller."""
         check_batch(len(request.requests), self.engine.limits)
-        results: list[pb.DecideBatchResult] = []
+        response = pb.DecideBatchResponse()
+        results = response.results
         for i, item in enumerate(request.requests):
             if i and i % BATCH_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other RPCs in between items of a large batch
-            where = f"requests[{i}]"
             try:
                 event = self.engine.decide(convert.decide_input(item))
-                decision = convert.decide_response(event)
+                convert.fill_decision(results.add().decision, event)
             except DecisionError as exc:
-                field = f"{where}.{exc.field}" if exc.field else where
-                results.append(self._failed(code_of(exc), exc.detail, field))
-                continue
+                where = f"requests[{i}].{exc.field}" if exc.field else f"requests[{i}]"
+                self._failed(results.add(), code_of(exc), exc.detail, where)
             except Exception:
                 log_bug(self.log, "DecideBatch", item, item=i)
-                results.append(self._failed(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, where))
-                continue
-            results.append(pb.DecideBatchResult(decision=decision))
+                out = results[i] if len(results) > i else results.add()  # half-filled: redo
+                out.Clear()
+                self._failed(out, grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, f"requests[{i}]")
         await self.commit()
-        return pb.DecideBatchResponse(results=results)
+        return response
 
     async def Reward(self, request: pb.RewardRequest, context: Context) -> pb.RewardResponse:
         outcome = self.engine.reward(convert.reward_input(request))
@@ -88,9 +87,12 @@ class DecisionServicer(rpc.DecisionServiceServicer):
         event = self.engine.explain(request.event_id)
         return convert.explain_response(event)
 
-    def _failed(self, code: grpc.StatusCode, message: str, field: str) -> pb.DecideBatchResult:
+    def _failed(
+        self, out: pb.DecideBatchResult, code: grpc.StatusCode, message: str, field: str
+    ) -> None:
         """One failed batch item, counted like an error status of DecideBatch."""
         m = self.metrics
         m.child(m.errors, "DecideBatch", code.name).inc()
-        error = pb.DecideError(code=code.value[0], message=bounded(message), field=bounded(field))
-        return pb.DecideBatchResult(error=error)
+        out.error.code = code.value[0]
+        out.error.message = bounded(message)
+        out.error.field = bounded(field)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,11 @@ from nextbest.policy.engine import Engine, PreparedConfig
 from nextbest.policy.errors import ConfigError, DecisionError
 from nextbest.settings import ServerSettings, split_address
 from nextbest.store.control import ControlFiles
-from nextbest.store.durable import open_store
+from nextbest.store.durable import CheckpointJob, open_store
 from nextbest.store.lock import DataDirError
 from nextbest_client.v1 import decision_pb2
 
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python's default: 700)
 SERVICE_NAME = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
 
 
@@ -109,6 +111,7 @@ class Server:
         self._checkpointed_at = time.monotonic()
         self._checkpoint_backoff = 0.0  # seconds; doubles after each failed checkpoint
         self._checkpoint_retry_at = 0.0  # monotonic time before which none is tried
+        self._checkpointing: asyncio.Task[None] | None = None  # its files being written
         self._failure_reported = False
         self.failed = asyncio.Event()  # set when the data dir failed: the process should stop
 
@@ -181,6 +184,7 @@ class Server:
             config=str(self.settings.config),
             data_dir=str(self.settings.data_dir),
             fsync=self.settings.durability.fsync,
+            event_loop=type(asyncio.get_running_loop()).__module__.partition(".")[0],
             tls=credentials is not None,
             mtls=self.settings.tls_client_ca is not None,
             auth_file=str(self.settings.auth_file) if self.settings.auth_file else None,
@@ -237,7 +241,7 @@ class Server:
     async def _join_clock(self) -> None:
         """Close ended windows (learning each event with its joined or default reward), and
         checkpoint the models every `checkpoint_every` learned events or
-        `checkpoint_interval` seconds."""
+        `checkpoint_interval` seconds (the files written by a thread)."""
         limit = 1000
         while True:
             try:
@@ -257,30 +261,73 @@ class Server:
                 self.failed.set()
             await asyncio.sleep(0 if closed == limit else self.settings.join_tick)
 
-    def _maybe_checkpoint(self, force: bool = False) -> None:
-        """Checkpoint when due; after a failure, not before its back-off ends (unless
-        forced, at shutdown)."""
+    def _maybe_checkpoint(self, force: bool = False) -> asyncio.Task[None] | None:
+        """Checkpoint when due (see `start_checkpoint`; the task, if one started); after a
+        failure, not before its back-off ends. Forced (at shutdown), or off a running loop
+        (a script), the whole checkpoint is done before this returns."""
         now = time.monotonic()
         if not force and now < self._checkpoint_retry_at:
-            return
+            return None
         new = self.store.unsaved(self.engine.models())  # per policy: reloads change models
         due = now - self._checkpointed_at >= self.settings.checkpoint_interval
         if new > 0 and (force or due or new >= self.settings.checkpoint_every):
-            self.checkpoint()
+            if force or not _on_a_loop():
+                self.checkpoint()
+                return None
+            return self.start_checkpoint()
+        return None
 
     def checkpoint(self) -> None:
-        """Save every model that learned since its last checkpoint (atomically)."""
+        """Save every model that learned since its last checkpoint (atomically), all of it
+        now, on this thread (after a checkpoint still being written)."""
         try:
             saved = self.store.checkpoint(self.engine.models())
         except OSError as exc:  # disk full: keep serving; the journal and logs still hold all
-            self._checkpoint_backoff = min(max(2 * self._checkpoint_backoff, 1.0), 60.0)
-            self._checkpoint_retry_at = time.monotonic() + self._checkpoint_backoff
-            self.log.error(
-                "checkpoint_failed",
-                reason=exc.strerror or str(exc),
-                retry_in=self._checkpoint_backoff,
-            )
+            self._checkpoint_failed(exc)
             return
+        self._checkpoint_saved(saved)
+
+    def start_checkpoint(self) -> asyncio.Task[None] | None:
+        """Checkpoint without stalling the calls being served: only the models' bytes are
+        taken here, on the loop (VW is not thread-safe); a thread writes the files, and the
+        task returned ends when it has. None if one is still being written (one at a time:
+        this one is then left to the next tick) or this one could not start."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return None
+        loop = asyncio.get_running_loop()
+        try:
+            job = self.store.begin_checkpoint(self.engine.models())
+        except OSError as exc:
+            self._checkpoint_failed(exc)
+            return None
+        # Handed to the thread now, not when the task first runs: a rollback in between
+        # waits for this checkpoint (see `DurableStore.begin_checkpoint`).
+        written = loop.run_in_executor(None, self.store.write_checkpoint, job)
+        self._checkpointing = asyncio.create_task(
+            self._end_checkpoint(job, written), name="nextbest-checkpoint"
+        )
+        return self._checkpointing
+
+    async def _end_checkpoint(self, job: CheckpointJob, written: asyncio.Future[None]) -> None:
+        await written
+        try:
+            saved = self.store.end_checkpoint(job)
+        except OSError as exc:
+            self._checkpoint_failed(exc)
+        except Exception:  # a bug: logged in full; the next checkpoint is tried as usual
+            self.log.exception("checkpoint_failed")
+        else:
+            self._checkpoint_saved(saved)
+
+    def _checkpoint_failed(self, exc: OSError) -> None:
+        """Keep serving (the journal and logs still hold everything); retry after a back-off."""
+        self._checkpoint_backoff = min(max(2 * self._checkpoint_backoff, 1.0), 60.0)
+        self._checkpoint_retry_at = time.monotonic() + self._checkpoint_backoff
+        self.log.error(
+            "checkpoint_failed", reason=exc.strerror or str(exc), retry_in=self._checkpoint_backoff
+        )
+
+    def _checkpoint_saved(self, saved: dict[str, int]) -> None:
         self._checkpoint_backoff = self._checkpoint_retry_at = 0.0
         self._checkpointed_at = time.monotonic()
         if saved:
@@ -359,6 +406,8 @@ class Server:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        if self._checkpointing is not None:
+            await self._checkpointing  # its thread writes no file once the files close
         self._maybe_checkpoint(force=True)
         try:
             self.store.close_files()
@@ -370,6 +419,23 @@ class Server:
     async def wait(self) -> None:
         if self._grpc is not None:
             await self._grpc.wait_for_termination()
+
+
+def _on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def settle_gc() -> None:
+    """Once serving: move what start-up made (modules, config, models, recovered state)
+    out of the collector's sight, and collect the young generation less often. Pending
+    events are bytes the collector never walks; what a call allocates dies with it."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def _pem(path: Path, flag: str, kind: str) -> bytes:

@@ -48,7 +48,7 @@ from nextbest.policy.requests import (
     check_event_id,
     check_reward,
 )
-from nextbest.policy.safety import CandidateView, Masked, SafetyRules
+from nextbest.policy.safety import Masked, SafetyRules
 from nextbest.policy.vw_args import interactions
 
 NOT_A_CANDIDATE = "not among the request's candidate_action_ids"
@@ -79,6 +79,8 @@ class PolicyRuntime:
         self.catalog: dict[str, EligibleAction] = {
             a.id: _eligible(a.id, dict(a.features), a.explore) for a in config.actions
         }
+        # VW features per catalog action (its id and its features), for the cost bound
+        self.feature_counts = {a.id: 1 + count_features(a.features) for a in config.actions}
         self.rules = SafetyRules(config.safety)
         self.crossings = interactions(config.vw_args)
         self.model = model if model is not None else Model(config.vw_args)
@@ -280,8 +282,7 @@ class Engine:
                 )
         rt = self.policy(req.policy)
         candidates, masked = self._candidates(rt, req)
-        views = [CandidateView(a.id, a.features) for a in candidates]
-        masked_by_rules = rt.rules.mask(req.intent, req.context, views)
+        masked_by_rules = rt.rules.mask(req.intent, req.context, candidates)
         masked.extend(masked_by_rules)
         denied = {m.action_id for m in masked_by_rules}
         eligible = [a for a in candidates if a.id not in denied]
@@ -299,7 +300,8 @@ class Engine:
         interactions make of them (scoring time grows with the latter, on the event loop)."""
         limits = self.limits
         context = count_features(req.context)
-        actions = [1 + count_features(a.features) for a in eligible]
+        counts = rt.feature_counts
+        actions = [counts.get(a.id) or 1 + count_features(a.features) for a in eligible]
         total = 1 + context + sum(actions)
         if total > limits.max_example_features:
             raise InvalidArgument(
@@ -373,9 +375,7 @@ class Engine:
                 )
         action = rt.catalog[name]
         if any(m.action_id == name for m in masked):  # only "not a candidate": check the rules
-            denied = rt.rules.mask(
-                req.intent, req.context, [CandidateView(action.id, action.features)]
-            )
+            denied = rt.rules.mask(req.intent, req.context, [action])
             if denied:
                 raise FailedPrecondition(
                     f"{summary} and the fallback_action {name!r} is masked by rule "

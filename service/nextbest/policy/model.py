@@ -9,6 +9,8 @@ for five lines). A test checks that both paths give the same scores.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,30 @@ class Model:
     def save(self, path: Path) -> None:
         """Write the model with its learning state, so a loaded copy learns on identically."""
         self._ws.save(str(path))
+
+    def snapshot(self, scratch: Path) -> bytes:
+        """The bytes `save` writes, taken without writing them to disk, so that a thread can
+        (the workspace itself must stay on this one). VW saves only to a path: it writes
+        ``<path>.writing`` and renames it, so that name is made a link to a file in memory
+        (Linux; elsewhere VW writes it in `scratch`). OSError if VW cannot save."""
+        path = scratch / "snapshot.vw.tmp"  # a crash's leftovers are pruned as ``*.tmp*``
+        writing = Path(f"{path}.writing")
+        memory = os.memfd_create("nextbest-model") if hasattr(os, "memfd_create") else None
+        try:
+            if memory is not None:
+                writing.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # no links on this file system: VW writes it
+                    os.symlink(f"/proc/self/fd/{memory}", writing)
+            try:
+                self.save(path)
+            except RuntimeError as exc:
+                raise OSError(f"VW could not save the model: {exc}") from exc
+            return path.read_bytes()  # through the renamed link: from memory
+        finally:
+            if memory is not None:
+                os.close(memory)
+            path.unlink(missing_ok=True)
+            writing.unlink(missing_ok=True)
 
     def close(self) -> None:
         self._ws.finish()

