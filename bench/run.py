@@ -107,6 +107,7 @@ from nextbest.policy.features import (  # type: ignore[import-untyped, unused-ig
     shared_line,
 )
 from nextbest.policy.model import Model  # type: ignore[import-untyped, unused-ignore]
+from nextbest.policy.ports import run_now  # type: ignore[import-untyped, unused-ignore]
 from nextbest.policy.vw_args import (  # type: ignore[import-untyped, unused-ignore]
     DEFAULT_VW_ARGS,
     scorer_args,
@@ -557,16 +558,18 @@ def learn_in_process(config_path: Path, data_dir: Path, n: int) -> dict[str, flo
     engine = Engine(config, store, Telemetry(Metrics()), lambda: now[0], models=models)
     try:
         inputs = [convert.decide_input(r) for r in make_requests(48, policy=LEARN_POLICY)]
-        sizes = [len(codec.encode(engine.decide(inputs[i % len(inputs)]))) for i in range(1000)]
+        sizes = [
+            len(codec.encode(run_now(engine.decide(inputs[i % len(inputs)])))) for i in range(1000)
+        ]
         t0 = time.perf_counter()
         for i in range(n):
-            engine.decide(inputs[i % len(inputs)])
+            run_now(engine.decide(inputs[i % len(inputs)]))
         decide_s = time.perf_counter() - t0
         now[0] += 3600.0
         learned_before = models[LEARN_POLICY].learned
         t0 = time.perf_counter()
         for _ in range(n // 1000 + 3):  # bounded: 1000 a call, as the server's join clock
-            if engine.close_due(limit=1000) == 0:
+            if run_now(engine.close_due(limit=1000)) == 0:
                 break
         close_s = time.perf_counter() - t0
         learned = models[LEARN_POLICY].learned - learned_before

@@ -263,6 +263,7 @@ def in_process(root: Path, n: int) -> dict[str, float]:
     from nextbest.observability.metrics import Metrics, Telemetry
     from nextbest.policy.config import load_config
     from nextbest.policy.engine import Engine
+    from nextbest.policy.ports import run_now
     from nextbest.store.durable import Durability, open_store
 
     out: dict[str, float] = {}
@@ -277,11 +278,11 @@ def in_process(root: Path, n: int) -> dict[str, float]:
                 wire = [r.SerializeToString() for r in reqs]
 
                 def decide(i: int, inputs: list[Any] = inputs) -> None:
-                    engine.decide(inputs[i % 48])
+                    run_now(engine.decide(inputs[i % 48]))
 
                 def whole(i: int, wire: list[bytes] = wire) -> None:
                     req = pb.DecideRequest.FromString(wire[i % 48])
-                    event = engine.decide(convert.decide_input(req))
+                    event = run_now(engine.decide(convert.decide_input(req)))
                     convert.decide_response(event).SerializeToString()
 
                 for name, fn in (("Engine.decide", decide), ("servicer path", whole)):

@@ -7,6 +7,7 @@ from typing import Any
 
 from nextbest.observability.metrics import Metrics, Telemetry
 from nextbest.policy.engine import Engine
+from nextbest.policy.ports import run_now
 from nextbest.policy.requests import DecideInput, RewardInput
 from nextbest.store.memory import MemoryStore
 from tests.conftest import make_config, support_policy
@@ -35,7 +36,7 @@ def value(metrics: Metrics, name: str, labels: dict[str, str] = POLICY) -> float
 
 
 def decide(engine: Engine) -> str:
-    return engine.decide(DecideInput(policy="p", intent="x", context={})).event_id
+    return run_now(engine.decide(DecideInput(policy="p", intent="x", context={}))).event_id
 
 
 def test_a_rewarded_join_records_its_delay_reward_and_the_model_update() -> None:
@@ -43,7 +44,7 @@ def test_a_rewarded_join_records_its_delay_reward_and_the_model_update() -> None
     assert value(metrics, "nextbest_model_last_update_timestamp_seconds") == 1_000.0  # start
     event_id = decide(engine)
     clock.now += 7.0
-    engine.reward(RewardInput(event_id, value=0.5))  # earliest: learned at once
+    run_now(engine.reward(RewardInput(event_id, value=0.5)))  # earliest: learned at once
     assert value(metrics, "nextbest_join_delay_seconds_count") == 1
     assert value(metrics, "nextbest_join_delay_seconds_sum") == 7.0
     assert value(metrics, "nextbest_join_delay_seconds_bucket", {**POLICY, "le": "5.0"}) == 0
@@ -57,7 +58,7 @@ def test_a_join_without_reward_counts_as_default() -> None:
     engine, metrics, clock = setup()
     decide(engine)
     clock.now += 601  # the 10m window ended
-    assert engine.close_due() == 1
+    assert run_now(engine.close_due()) == 1
     assert value(metrics, "nextbest_default_rewards_total") == 1
     assert value(metrics, "nextbest_joined_reward_count") == 1
     assert value(metrics, "nextbest_joined_reward_sum") == 0.0  # reward.default
@@ -68,9 +69,9 @@ def test_a_policy_that_does_not_learn_leaves_the_last_update_alone() -> None:
     engine, metrics, clock = setup(mode="frozen")
     event_id = decide(engine)
     clock.now += 5
-    engine.reward(RewardInput(event_id, value=1.0))
+    run_now(engine.reward(RewardInput(event_id, value=1.0)))
     clock.now += 601
-    engine.close_due()
+    run_now(engine.close_due())
     assert value(metrics, "nextbest_skipped_events_total") == 1
     assert value(metrics, "nextbest_join_delay_seconds_count") == 1
     assert value(metrics, "nextbest_model_last_update_timestamp_seconds") == 1_000.0

@@ -40,7 +40,7 @@ class DecisionServicer(rpc.DecisionServiceServicer):
 
     async def Decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
         started = time.perf_counter()
-        event = self.engine.decide(convert.decide_input(request))
+        event = await self.engine.decide(convert.decide_input(request))
         response = convert.decide_response(event)
         await self.commit()
         m = self.metrics
@@ -60,7 +60,7 @@ class DecisionServicer(rpc.DecisionServiceServicer):
             if i and i % BATCH_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let other RPCs in between items of a large batch
             try:
-                event = self.engine.decide(convert.decide_input(item))
+                event = await self.engine.decide(convert.decide_input(item))
                 convert.fill_decision(results.add().decision, event)
             except DecisionError as exc:
                 where = f"requests[{i}].{exc.field}" if exc.field else f"requests[{i}]"
@@ -74,17 +74,17 @@ class DecisionServicer(rpc.DecisionServiceServicer):
         return response
 
     async def Reward(self, request: pb.RewardRequest, context: Context) -> pb.RewardResponse:
-        outcome = self.engine.reward(convert.reward_input(request))
+        outcome = await self.engine.reward(convert.reward_input(request))
         await self.commit()
         return pb.RewardResponse(status=convert.REWARD_STATUS[outcome.status], value=outcome.value)
 
     async def Activate(self, request: pb.ActivateRequest, context: Context) -> pb.ActivateResponse:
-        status = self.engine.activate(request.event_id)
+        status = await self.engine.activate(request.event_id)
         await self.commit()
         return pb.ActivateResponse(status=convert.ACTIVATION_STATUS[status])
 
     async def Explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
-        event = self.engine.explain(request.event_id)
+        event = await self.engine.explain(request.event_id)
         return convert.explain_response(event)
 
     def _failed(

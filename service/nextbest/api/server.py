@@ -245,7 +245,7 @@ class Server:
         limit = 1000
         while True:
             try:
-                closed = self.engine.close_due(limit=limit)
+                closed = await self.engine.close_due(limit=limit)
                 self._maybe_checkpoint()
             except Exception:  # a bug must not stop learning for good; it is logged loudly
                 self.log.exception("join_clock_failed")

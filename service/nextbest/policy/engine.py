@@ -6,6 +6,7 @@ one thread (the gRPC server's event loop), which also keeps each VW model single
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Mapping
@@ -255,12 +256,12 @@ class Engine:
 
     # -- Decide ----------------------------------------------------------------------------
 
-    def decide(self, req: DecideInput) -> Event:
+    async def decide(self, req: DecideInput) -> Event:
         """Validate, mask, score, explore, sample; keep the event pending for its join."""
         check_decide(req, self.limits)
         digest = fingerprint(req)
         if req.event_id:
-            existing = self.store.get(req.event_id)
+            existing = await self.store.get(req.event_id)
             if existing is not None:
                 if existing.policy != req.policy:
                     raise AlreadyExists(
@@ -274,7 +275,7 @@ class Engine:
                         "event_id",
                     )
                 return existing  # a retried call: the same decision, not a second event
-            if self.store.used(req.event_id):
+            if await self.store.used(req.event_id):
                 raise AlreadyExists(
                     f"event {req.event_id!r} was used before (no longer kept); "
                     "a new decision needs a new id",
@@ -291,7 +292,10 @@ class Engine:
             eligible = [self._fallback(rt, req, masked)]
             fallback = True
         self._check_cost(rt, req, eligible)
-        return self._choose(rt, req, eligible, masked, fallback, digest)
+        event = self._choose(rt, req, eligible, masked, fallback, digest)
+        await self.store.add(event)
+        self.listener.decided(event)
+        return event
 
     def _check_cost(
         self, rt: PolicyRuntime, req: DecideInput, eligible: list[EligibleAction]
@@ -423,7 +427,7 @@ class Engine:
             u = exploration.draw(rt.config.seed, rt.name, event_id)
             chosen = exploration.sample(pmf, u)
         now = self.clock()
-        event = Event(
+        return Event(
             event_id=event_id,
             policy=rt.name,
             intent=req.intent,
@@ -447,24 +451,21 @@ class Engine:
             defer_activation=req.defer_activation,
             fingerprint=digest,
         )
-        self.store.add(event)
-        self.listener.decided(event)
-        return event
 
     # -- Reward, Activate, Explain -----------------------------------------------------------
 
-    def _event(self, event_id: str) -> Event:
-        event = self.store.get(event_id)
+    async def _event(self, event_id: str) -> Event:
+        event = await self.store.get(event_id)
         if event is None:
             raise NotFound(
                 f"unknown event {event_id!r} (never decided, or past retention)", "event_id"
             )
         return event
 
-    def reward(self, req: RewardInput) -> RewardOutcome:
+    async def reward(self, req: RewardInput) -> RewardOutcome:
         """Join a reward to its event; learn at once when the join can no longer change."""
         check_reward(req, self.limits)
-        event = self._event(req.event_id)
+        event = await self._event(req.event_id)
         rt = self.policies.get(event.policy)
         if rt is None:
             raise FailedPrecondition(f"policy {event.policy!r} is no longer configured", "event_id")
@@ -487,29 +488,29 @@ class Engine:
         pending = event.join_status is JoinStatus.PENDING and now <= event.deadline
         status = RewardStatus.ACCEPTED if pending else RewardStatus.LATE
         received = ReceivedReward(req.reward_id, value, dict(req.signals), status, now)
-        self.store.add_reward(event, received)
+        event = await self.store.add_reward(event, received)
         self.listener.rewarded(event, status, value)
         if status is RewardStatus.ACCEPTED and self._settled(rt, event):
-            self._close_now(event)
+            await self._close_now(event)
         return RewardOutcome(status, value)
 
-    def activate(self, event_id: str) -> ActivationStatus:
+    async def activate(self, event_id: str) -> ActivationStatus:
         """Mark a deferred event as acted on, so that its join is learned."""
         check_event_id(event_id, "event_id", self.limits)
-        event = self._event(event_id)
+        event = await self._event(event_id)
         if not event.defer_activation or event.activated:
             return ActivationStatus.ALREADY_ACTIVE
         if event.join_status is not JoinStatus.PENDING or self.clock() > event.deadline:
             return ActivationStatus.LATE
-        self.store.activate(event)
+        event = await self.store.activate(event)
         rt = self.policies.get(event.policy)
         if rt is not None and event.accepted_values() and self._settled(rt, event):
-            self._close_now(event)
+            await self._close_now(event)
         return ActivationStatus.ACTIVATED
 
-    def explain(self, event_id: str) -> Event:
+    async def explain(self, event_id: str) -> Event:
         check_event_id(event_id, "event_id", self.limits)
-        return self._event(event_id)
+        return await self._event(event_id)
 
     # -- joins ---------------------------------------------------------------------------------
 
@@ -520,32 +521,32 @@ class Engine:
             not event.defer_activation or event.activated
         )
 
-    def close_due(self, now: float | None = None, limit: int = 1000) -> int:
+    async def close_due(self, now: float | None = None, limit: int = 1000) -> int:
         """Close the joins whose window has ended; returns how many were handled. Each is
         closed on its own: one that fails is retried later and never holds up the rest."""
         now = self.clock() if now is None else now
-        due = self.store.due(now, limit)
+        due = await self.store.due(now, limit)
         for event in due:
-            self._close_now(event, now)
+            await self._close_now(event, now)
         return len(due)
 
-    def _close_now(self, event: Event, now: float | None = None) -> None:
+    async def _close_now(self, event: Event, now: float | None = None) -> None:
         """Close a join; if that fails (the log cannot be written, or anything else), the
         event stays pending and is tried again with a growing delay (what settled it, a
         reward or an activation, is already kept)."""
         try:
-            self._close(event)
+            await self._close(event)
         except Exception as exc:
             failures = self._close_failures.get(event.event_id, 0) + 1
             self._close_failures[event.event_id] = failures
             delay = min(RETRY_CLOSE_AFTER * 2 ** (failures - 1), MAX_RETRY_CLOSE_AFTER)
             now = self.clock() if now is None else now
-            self.store.reschedule(event, now + delay)
+            await self.store.reschedule(event, now + delay)
             self.listener.join_failed(event, str(exc) or type(exc).__name__)
         else:
             self._close_failures.pop(event.event_id, None)
 
-    def _close(self, event: Event) -> None:
+    async def _close(self, event: Event) -> None:
         """Join: aggregate, log the joined event, then learn it. The example is parsed
         before anything is logged, so the log never says "learned" of an event VW refused;
         logging comes before learning, so a crash in between is repaired by replaying the
@@ -554,9 +555,8 @@ class Engine:
         and an exploit-only decision is never learned as if it had explored."""
         rt = self.policies.get(event.policy)
         example = None
-        joined = 0.0
         if rt is None:  # the policy was removed by a reload: nothing left to learn into
-            event.join_status = JoinStatus.SKIPPED
+            closed = dataclasses.replace(event, join_status=JoinStatus.SKIPPED)
         else:
             spec = rt.config.reward
             values = event.accepted_values()
@@ -565,7 +565,6 @@ class Engine:
                 if values
                 else spec.default
             )
-            event.joined_reward = joined
             learn = event.mode in LEARNING_MODES and (not event.defer_activation or event.activated)
             if learn:
                 try:
@@ -575,17 +574,17 @@ class Engine:
                 except Exception as exc:  # no retry makes VW take it: log it as not learned
                     self.listener.join_failed(event, f"VW refused the example: {exc}")
                     learn = False
-            event.join_status = JoinStatus.LEARNED if learn else JoinStatus.SKIPPED
+            status = JoinStatus.LEARNED if learn else JoinStatus.SKIPPED
+            closed = dataclasses.replace(event, join_status=status, joined_reward=joined)
         try:
-            self.store.close(event)
+            await self.store.close(closed)
         except Exception:
-            event.join_status, event.joined_reward = JoinStatus.PENDING, None
             if example is not None and rt is not None:
                 rt.model.discard(example)
             raise
         if example is not None and rt is not None:
             rt.model.learn_example(example)
-        self.listener.joined(event)
+        self.listener.joined(closed)
 
     def models(self) -> dict[str, Model]:
         return {name: rt.model for name, rt in self.policies.items()}

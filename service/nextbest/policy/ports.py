@@ -6,48 +6,66 @@ the engine never imports them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Coroutine, Iterable
+from typing import Any, Protocol, TypeVar
 
 from nextbest.policy.events import Event, ReceivedReward, RewardStatus
+
+T = TypeVar("T")
+
+
+def run_now(step: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (the engine on an embedded store) to its end,
+    without an event loop: for tools, benchmarks and tests that drive the engine in a
+    plain loop. RuntimeError if it does suspend (it needed a loop after all)."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    step.close()
+    raise RuntimeError("the coroutine suspended: run it on an event loop")
 
 
 class EventStore(Protocol):
     """Events by id: the pending ones ordered by join deadline, closed ones kept a while.
 
+    The engine owns every change of an event (decided, rewarded, activated, closed): it
+    hands the store the event as it read it and the change, and the store persists the
+    change and returns the event as it now is; it never changes the event it was handed.
     Every method that changes an event makes the change durable before it returns, or
     raises :class:`~nextbest.policy.errors.Unavailable` and changes nothing: the engine
-    acknowledges only what the store kept.
+    acknowledges only what the store kept. The port is async, so that a store on a server
+    (Redis) never blocks the event loop; the embedded stores answer without suspending.
     """
 
-    def get(self, event_id: str) -> Event | None:
+    async def get(self, event_id: str) -> Event | None:
         """A copy of the event: change it only through the methods below."""
 
-    def used(self, event_id: str) -> bool:
+    async def used(self, event_id: str) -> bool:
         """Whether any event ever had this id, also one no longer kept (past retention):
         an event id is never given to a second event."""
 
-    def add(self, event: Event) -> None:
+    async def add(self, event: Event) -> None:
         """Keep a new pending event."""
 
-    def add_reward(self, event: Event, reward: ReceivedReward) -> None:
-        """Append a received reward (accepted or late) to the event."""
+    async def add_reward(self, event: Event, reward: ReceivedReward) -> Event:
+        """Append a received reward (accepted or late) to the event; the event with it."""
 
-    def activate(self, event: Event) -> None:
-        """Mark a deferred event as activated."""
+    async def activate(self, event: Event) -> Event:
+        """Mark a deferred event as activated; the event so marked."""
 
-    def close(self, event: Event) -> None:
-        """The event's join is over (status and joined reward set): it leaves the pending
-        set, is logged, and stays readable."""
+    async def close(self, event: Event) -> None:
+        """The event's join is over (`event` carries its status and joined reward): it
+        leaves the pending set, is logged, and stays readable."""
 
-    def reschedule(self, event: Event, at: float) -> None:
+    async def reschedule(self, event: Event, at: float) -> None:
         """Try closing a pending event again at `at` (closing it failed)."""
 
-    def due(self, now: float, limit: int) -> list[Event]:
+    async def due(self, now: float, limit: int) -> list[Event]:
         """Pending events whose deadline is at or before now, earliest first."""
 
     def pending_counts(self) -> dict[str, int]:
-        """Pending events per policy."""
+        """Pending events per policy (read at scrape time: no I/O)."""
 
 
 class Listener(Protocol):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import os
@@ -167,9 +168,9 @@ class DurableStore(MemoryStore):
         self._checkpoint: CheckpointJob | None = None  # taken, not yet ended
         self.failure: str | None = None  # why the data dir can no longer be trusted
 
-    # -- EventStore --------------------------------------------------------------------------
+    # -- EventStore (the synchronous halves MemoryStore's async methods call) ----------------
 
-    def add(self, event: Event) -> None:
+    def add_now(self, event: Event) -> None:
         data = codec.encode(event)
         self._make_room(len(data))
         self._write(self.journal, b'{"k":"d","e":' + data + b"}", "journal")
@@ -177,7 +178,7 @@ class DurableStore(MemoryStore):
         self._unsaved_ids.append(self.ids.add(event.event_id))
         self._track(event.event_id, self.journal.start)
 
-    def add_reward(self, event: Event, reward: ReceivedReward) -> None:
+    def add_reward_now(self, event: Event, reward: ReceivedReward) -> Event:
         data = orjson.dumps(reward)
         event_id = orjson.dumps(event.event_id)
         if event.join_status is JoinStatus.PENDING:
@@ -185,14 +186,14 @@ class DurableStore(MemoryStore):
         else:  # a late reward: its journal segment may be gone at the next start
             record = b'{"id":%b,"t":%b,"r":%b}' % (event_id, orjson.dumps(event.decided_at), data)
             self._write(self.late(event.policy), record, "late-reward log")
-        event.rewards.append(reward)
         self._append_reward(event, data)
+        return dataclasses.replace(event, rewards=[*event.rewards, reward])
 
-    def activate(self, event: Event) -> None:
+    def activate_now(self, event: Event) -> Event:
         self._write(self.journal, b'{"k":"a","id":' + orjson.dumps(event.event_id) + b"}")
-        super().activate(event)
+        return super().activate_now(event)
 
-    def close(self, event: Event) -> None:
+    def close_now(self, event: Event) -> None:
         data = codec.encode(event)  # once, for the log line and the closed set
         self._write(self.log(event.policy), dsjson.line(event, data), "decision log")
         self._retire(event, data)

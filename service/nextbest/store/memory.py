@@ -7,7 +7,8 @@ and by ``max_closed_bytes``, oldest dropped first. Pending events are bounded by
 decisions nobody rewards cannot take the process down.
 
 Events are kept encoded (see :mod:`nextbest.store.codec`); ``get`` hands out a fresh copy,
-and changes come back through ``add_reward``, ``activate`` and ``close``. A reward is
+and changes come back through ``add_reward``, ``activate`` and ``close``, which return the
+event as changed and leave the one they were handed as it was. A reward is
 appended beside the event's bytes (comma-separated JSON, merged on ``get``), so adding one
 costs the same whatever number came before it. Every id ever added is remembered in an
 :class:`~nextbest.store.ids.IdIndex` (8 bytes an id), for ``used``.
@@ -15,6 +16,7 @@ costs the same whatever number came before it. Every id ever added is remembered
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import Counter, OrderedDict
 
@@ -52,37 +54,60 @@ class MemoryStore:
         self._per_policy: Counter[str] = Counter()
         self.ids = IdIndex()
 
-    def get(self, event_id: str) -> Event | None:
+    # -- EventStore (async: see nextbest.policy.ports; nothing here suspends) ------------------
+
+    async def get(self, event_id: str) -> Event | None:
+        return self.find(event_id)
+
+    async def used(self, event_id: str) -> bool:
+        return event_id in self.ids
+
+    async def add(self, event: Event) -> None:
+        self.add_now(event)
+
+    async def add_reward(self, event: Event, reward: ReceivedReward) -> Event:
+        return self.add_reward_now(event, reward)
+
+    async def activate(self, event: Event) -> Event:
+        return self.activate_now(event)
+
+    async def close(self, event: Event) -> None:
+        self.close_now(event)
+
+    async def reschedule(self, event: Event, at: float) -> None:
+        heapq.heappush(self._deadlines, (at, event.event_id))
+
+    async def due(self, now: float, limit: int) -> list[Event]:
+        return self.due_now(now, limit)
+
+    # -- the same, synchronous: what the async methods do, for subclasses and tools --------------
+
+    def find(self, event_id: str) -> Event | None:
         data = self._pending.get(event_id)
         if data is not None:
             return _decode(data, self._pending_rewards.get(event_id))
         data = self._closed.get(event_id)
         return None if data is None else _decode(data, self._closed_rewards.get(event_id))
 
-    def used(self, event_id: str) -> bool:
-        return event_id in self.ids
-
-    def add(self, event: Event) -> None:
+    def add_now(self, event: Event) -> None:
         data = codec.encode(event)
         self._make_room(len(data))
         self._keep(event, data)
         self.ids.add(event.event_id)
 
-    def add_reward(self, event: Event, reward: ReceivedReward) -> None:
-        event.rewards.append(reward)
+    def add_reward_now(self, event: Event, reward: ReceivedReward) -> Event:
         self._append_reward(event, orjson.dumps(reward))
+        return dataclasses.replace(event, rewards=[*event.rewards, reward])
 
-    def activate(self, event: Event) -> None:
-        event.activated = True
-        self._save(event)
+    def activate_now(self, event: Event) -> Event:
+        activated = dataclasses.replace(event, activated=True)
+        self._save(activated)
+        return activated
 
-    def close(self, event: Event) -> None:
+    def close_now(self, event: Event) -> None:
         self._retire(event, codec.encode(event))
 
-    def reschedule(self, event: Event, at: float) -> None:
-        heapq.heappush(self._deadlines, (at, event.event_id))
-
-    def due(self, now: float, limit: int) -> list[Event]:
+    def due_now(self, now: float, limit: int) -> list[Event]:
         out: list[Event] = []
         while self._deadlines and len(out) < limit and self._deadlines[0][0] <= now:
             _, event_id = heapq.heappop(self._deadlines)

@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 from nextbest.observability.metrics import INLINE_ACTION, Metrics, Telemetry
 from nextbest.policy.engine import Engine
 from nextbest.policy.events import Event
-from nextbest.policy.ports import NullListener
+from nextbest.policy.ports import NullListener, run_now
 from nextbest.policy.requests import DecideInput, InlineAction
 from nextbest.store.memory import MemoryStore
 from tests.conftest import make_config, support_policy
@@ -25,7 +25,7 @@ def decided_events() -> list[Event]:
         actions=[InlineAction("tool-1", {})],
     )
     catalog = DecideInput(policy="support", intent="x", context={})
-    return [engine.decide(inline), engine.decide(catalog)]
+    return [run_now(engine.decide(inline)), run_now(engine.decide(catalog))]
 
 
 def value(metrics: Metrics, name: str, labels: dict[str, str]) -> float:

@@ -11,7 +11,7 @@ from nextbest.policy.engine import Engine
 from nextbest.policy.errors import InvalidArgument, Unavailable
 from nextbest.policy.model import Model
 from nextbest.policy.overrides import EPSILON, MAX_PER_INTENT, Override, Overrides, apply
-from nextbest.policy.ports import NullListener
+from nextbest.policy.ports import NullListener, run_now
 from nextbest.policy.requests import DecideInput
 from nextbest.store.memory import MemoryStore
 from tests.conftest import make_config, support_policy
@@ -55,7 +55,7 @@ def control() -> tuple[Control, Kept]:
 
 
 def epsilon_of(c: Control, intent: str = "x") -> float:
-    return c.engine.decide(DecideInput(policy="p", intent=intent)).epsilon
+    return run_now(c.engine.decide(DecideInput(policy="p", intent=intent))).epsilon
 
 
 def test_an_override_is_kept_applied_and_audited() -> None:

@@ -17,7 +17,7 @@ from nextbest.policy.errors import (
     ResourceExhausted,
 )
 from nextbest.policy.events import ActivationStatus, Event, JoinStatus, RewardStatus
-from nextbest.policy.ports import NullListener
+from nextbest.policy.ports import NullListener, run_now
 from nextbest.policy.requests import DecideInput, InlineAction, Limits, RewardInput
 from nextbest.store.memory import MemoryStore
 from tests.conftest import make_config, support_policy
@@ -48,7 +48,7 @@ def decide(engine: Engine, **kw: Any) -> Any:
     kw.setdefault("policy", "support.next_step")
     kw.setdefault("intent", "billing_dispute")
     kw.setdefault("context", dict(OK_REFUND))
-    return engine.decide(DecideInput(**kw))
+    return run_now(engine.decide(DecideInput(**kw)))
 
 
 def test_a_decision_carries_pmf_probability_and_versions(engine: Engine) -> None:
@@ -59,7 +59,7 @@ def test_a_decision_carries_pmf_probability_and_versions(engine: Engine) -> None
     assert event.epsilon == 0.2  # the billing_dispute override
     assert event.model_version == "0"
     assert event.config_version == engine.policies["support.next_step"].version
-    assert engine.explain(event.event_id).join_status is JoinStatus.PENDING
+    assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.PENDING
 
 
 def test_safety_rule_masks_and_reports(engine: Engine) -> None:
@@ -142,7 +142,7 @@ def test_same_event_id_returns_the_same_decision(engine: Engine) -> None:
     again = decide(engine, event_id="same")
     assert again == first
     with pytest.raises(AlreadyExists):
-        engine.decide(DecideInput(policy="other", intent="x", event_id="same"))
+        run_now(engine.decide(DecideInput(policy="other", intent="x", event_id="same")))
 
 
 def test_a_used_event_id_with_another_request_is_refused_not_replayed(engine: Engine) -> None:
@@ -225,19 +225,21 @@ def test_inline_actions_are_scored_and_can_be_chosen() -> None:
 
 def test_reward_signals_are_computed_and_kept(engine: Engine) -> None:
     event = decide(engine)
-    outcome = engine.reward(RewardInput(event.event_id, signals={"csat": 5, "resolved": 1}))
+    outcome = run_now(
+        engine.reward(RewardInput(event.event_id, signals={"csat": 5, "resolved": 1}))
+    )
     assert outcome.status is RewardStatus.ACCEPTED
     assert outcome.value == 1.0  # 0.5 + 1.0 clipped
-    assert engine.explain(event.event_id).rewards[0].signals == {"csat": 5, "resolved": 1}
+    assert run_now(engine.explain(event.event_id)).rewards[0].signals == {"csat": 5, "resolved": 1}
 
 
 def test_earliest_learns_on_the_first_reward(engine: Engine) -> None:
     event = decide(engine)
-    engine.reward(RewardInput(event.event_id, value=0.7))
-    assert engine.explain(event.event_id).join_status is JoinStatus.LEARNED
-    assert engine.explain(event.event_id).joined_reward == 0.7
+    run_now(engine.reward(RewardInput(event.event_id, value=0.7)))
+    assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.LEARNED
+    assert run_now(engine.explain(event.event_id)).joined_reward == 0.7
     assert engine.policies["support.next_step"].model.version == "1"
-    late = engine.reward(RewardInput(event.event_id, value=1.0))
+    late = run_now(engine.reward(RewardInput(event.event_id, value=1.0)))
     assert late.status is RewardStatus.LATE
     assert engine.policies["support.next_step"].model.version == "1"
 
@@ -252,39 +254,39 @@ def test_other_aggregations_wait_for_the_window(aggregation: str, joined: float)
     for v in (0.5, -0.4, 0.6, 0.9):
         if v == 0.9:
             clock.now += 61
-        status = engine.reward(RewardInput(event.event_id, value=v)).status
+        status = run_now(engine.reward(RewardInput(event.event_id, value=v))).status
         assert status is (RewardStatus.LATE if v == 0.9 else RewardStatus.ACCEPTED)
-    assert engine.explain(event.event_id).join_status is JoinStatus.PENDING
-    assert engine.close_due() == 1
-    assert engine.explain(event.event_id).join_status is JoinStatus.LEARNED
-    assert engine.explain(event.event_id).joined_reward == pytest.approx(joined)
+    assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.PENDING
+    assert run_now(engine.close_due()) == 1
+    assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.LEARNED
+    assert run_now(engine.explain(event.event_id)).joined_reward == pytest.approx(joined)
 
 
 def test_no_reward_by_the_window_end_learns_the_default(engine: Engine) -> None:
     event = decide(engine)
-    assert engine.close_due(now=event.deadline - 1) == 0
-    assert engine.close_due(now=event.deadline) == 1
-    assert engine.explain(event.event_id).join_status is JoinStatus.LEARNED
-    assert engine.explain(event.event_id).joined_reward == 0.0
+    assert run_now(engine.close_due(now=event.deadline - 1)) == 0
+    assert run_now(engine.close_due(now=event.deadline)) == 1
+    assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.LEARNED
+    assert run_now(engine.explain(event.event_id)).joined_reward == 0.0
 
 
 def test_duplicate_reward_id_is_not_applied_twice() -> None:
     reward = {**support_policy()["reward"], "aggregation": "sum"}
     engine, clock = engine_for(make_config(p=support_policy(reward=reward)))
     event = decide(engine, policy="p")
-    assert engine.reward(RewardInput(event.event_id, value=0.4, reward_id="r1")).status is (
-        RewardStatus.ACCEPTED
-    )
-    dup = engine.reward(RewardInput(event.event_id, value=0.9, reward_id="r1"))
+    assert run_now(
+        engine.reward(RewardInput(event.event_id, value=0.4, reward_id="r1"))
+    ).status is (RewardStatus.ACCEPTED)
+    dup = run_now(engine.reward(RewardInput(event.event_id, value=0.9, reward_id="r1")))
     assert (dup.status, dup.value) == (RewardStatus.DUPLICATE, 0.4)
     clock.now = event.deadline
-    engine.close_due()
-    assert engine.explain(event.event_id).joined_reward == 0.4
+    run_now(engine.close_due())
+    assert run_now(engine.explain(event.event_id)).joined_reward == 0.4
 
 
 def test_unknown_event_is_not_found(engine: Engine) -> None:
     with pytest.raises(NotFound):
-        engine.reward(RewardInput("nope", value=1.0))
+        run_now(engine.reward(RewardInput("nope", value=1.0)))
 
 
 @pytest.mark.parametrize(
@@ -299,33 +301,33 @@ def test_unknown_event_is_not_found(engine: Engine) -> None:
 )
 def test_bad_rewards_name_the_field(engine: Engine, kw: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
-        engine.reward(RewardInput(**kw))
+        run_now(engine.reward(RewardInput(**kw)))
     assert err.value.field == field
 
 
 def test_deferred_event_is_learned_only_when_activated(engine: Engine) -> None:
     never = decide(engine, defer_activation=True)
-    engine.reward(RewardInput(never.event_id, value=1.0))
+    run_now(engine.reward(RewardInput(never.event_id, value=1.0)))
     assert (
-        engine.explain(never.event_id).join_status is JoinStatus.PENDING
+        run_now(engine.explain(never.event_id)).join_status is JoinStatus.PENDING
     )  # held until activation or the window's end
-    engine.close_due(now=never.deadline)
-    assert engine.explain(never.event_id).join_status is JoinStatus.SKIPPED
-    assert engine.activate(never.event_id) is ActivationStatus.LATE
+    run_now(engine.close_due(now=never.deadline))
+    assert run_now(engine.explain(never.event_id)).join_status is JoinStatus.SKIPPED
+    assert run_now(engine.activate(never.event_id)) is ActivationStatus.LATE
 
     active = decide(engine, defer_activation=True)
-    engine.reward(RewardInput(active.event_id, value=1.0))
-    assert engine.activate(active.event_id) is ActivationStatus.ACTIVATED
-    assert engine.explain(active.event_id).join_status is JoinStatus.LEARNED
-    assert engine.activate(active.event_id) is ActivationStatus.ALREADY_ACTIVE
+    run_now(engine.reward(RewardInput(active.event_id, value=1.0)))
+    assert run_now(engine.activate(active.event_id)) is ActivationStatus.ACTIVATED
+    assert run_now(engine.explain(active.event_id)).join_status is JoinStatus.LEARNED
+    assert run_now(engine.activate(active.event_id)) is ActivationStatus.ALREADY_ACTIVE
 
 
 def test_apprentice_returns_the_baseline_and_learns_it() -> None:
     engine, _ = engine_for(make_config(p=support_policy(mode="apprentice")))
     event = decide(engine, policy="p", baseline_action_id="transfer_billing")
     assert (event.action_id, event.probability, event.explored) == ("transfer_billing", 1.0, False)
-    engine.reward(RewardInput(event.event_id, value=1.0))
-    assert engine.explain(event.event_id).join_status is JoinStatus.LEARNED
+    run_now(engine.reward(RewardInput(event.event_id, value=1.0)))
+    assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.LEARNED
 
 
 def test_apprentice_never_returns_a_masked_baseline() -> None:
@@ -339,8 +341,8 @@ def test_frozen_exploits_and_does_not_learn() -> None:
     for i in range(50):
         event = decide(engine, policy="p", event_id=f"f{i}")
         assert (event.probability, event.explored) == (1.0, False)
-        engine.reward(RewardInput(event.event_id, value=1.0))
-        assert engine.explain(event.event_id).join_status is JoinStatus.SKIPPED
+        run_now(engine.reward(RewardInput(event.event_id, value=1.0)))
+        assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.SKIPPED
     assert engine.policies["p"].model.version == "0"
 
 
@@ -350,8 +352,8 @@ def test_logging_only_explores_but_does_not_learn() -> None:
     for i in range(300):
         event = decide(engine, policy="p", event_id=f"l{i}")
         explored += event.explored
-        engine.reward(RewardInput(event.event_id, value=1.0))
-        assert engine.explain(event.event_id).join_status is JoinStatus.SKIPPED
+        run_now(engine.reward(RewardInput(event.event_id, value=1.0)))
+        assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.SKIPPED
     assert explored > 0
 
 
@@ -361,8 +363,10 @@ def test_the_model_learns_the_best_action(engine: Engine) -> None:
     for i in range(1500):
         intent = "billing_dispute" if i % 2 else "login_problem"
         event = decide(engine, intent=intent, event_id=f"L{i}")
-        engine.reward(
-            RewardInput(event.event_id, value=1.0 if event.action_id == best[intent] else 0.0)
+        run_now(
+            engine.reward(
+                RewardInput(event.event_id, value=1.0 if event.action_id == best[intent] else 0.0)
+            )
         )
     for intent, action in best.items():
         event = decide(engine, intent=intent, event_id=f"probe-{intent}")
@@ -371,7 +375,7 @@ def test_the_model_learns_the_best_action(engine: Engine) -> None:
 
 def test_reload_keeps_the_model_when_vw_args_are_unchanged(engine: Engine) -> None:
     event = decide(engine)
-    engine.reward(RewardInput(event.event_id, value=1.0))
+    run_now(engine.reward(RewardInput(event.event_id, value=1.0)))
     engine.reload(make_config(support__next_step=support_policy(exploration={"epsilon": 0.05})))
     runtime = engine.policies["support.next_step"]
     assert runtime.model.version == "1"
@@ -415,11 +419,11 @@ def test_rewards_per_event_are_capped() -> None:
     engine = Engine(config, MemoryStore(), NullListener(), Clock(), Limits(max_rewards_per_event=3))
     event = decide(engine, policy="p")
     for i in range(3):
-        engine.reward(RewardInput(event.event_id, value=0.1, reward_id=f"r{i}"))
-    dup = engine.reward(RewardInput(event.event_id, value=0.1, reward_id="r0"))
+        run_now(engine.reward(RewardInput(event.event_id, value=0.1, reward_id=f"r{i}")))
+    dup = run_now(engine.reward(RewardInput(event.event_id, value=0.1, reward_id="r0")))
     assert dup.status is RewardStatus.DUPLICATE  # a retry of a kept reward still answers
     with pytest.raises(ResourceExhausted, match="at most 3") as info:
-        engine.reward(RewardInput(event.event_id, value=0.1, reward_id="r3"))
+        run_now(engine.reward(RewardInput(event.event_id, value=0.1, reward_id="r3")))
     assert info.value.field == "event_id"
 
 
@@ -431,16 +435,16 @@ def test_a_reward_that_computes_to_no_number_is_refused() -> None:
     engine, _ = engine_for(make_config(p=support_policy(reward=reward)))
     event = decide(engine, policy="p")
     with pytest.raises(InvalidArgument, match="finite") as info:
-        engine.reward(RewardInput(event.event_id, signals={"up": 1e308, "down": 1e308}))
+        run_now(engine.reward(RewardInput(event.event_id, signals={"up": 1e308, "down": 1e308})))
     assert info.value.field == "signals"
-    assert engine.explain(event.event_id).rewards == []
+    assert run_now(engine.explain(event.event_id)).rewards == []
 
 
 def test_ids_are_checked_before_they_are_echoed(engine: Engine) -> None:
     huge = "x" * 10_000
     for call in (engine.explain, engine.activate):
         with pytest.raises(InvalidArgument, match="at most 128") as info:
-            call(huge)
+            run_now(call(huge))
         assert huge not in str(info.value)
 
 
@@ -451,10 +455,10 @@ class FlakyStore(MemoryStore):
         super().__init__()
         self.broken: set[str] = set()
 
-    def close(self, event: Event) -> None:
+    def close_now(self, event: Event) -> None:
         if event.event_id in self.broken:
             raise RuntimeError("cannot close")
-        super().close(event)
+        super().close_now(event)
 
 
 def test_one_failing_close_does_not_strand_the_others(support_config: Config) -> None:
@@ -463,17 +467,17 @@ def test_one_failing_close_does_not_strand_the_others(support_config: Config) ->
     events = [decide(engine, event_id=f"e{i}") for i in range(6)]
     store.broken.add("e2")
     clock.now = events[-1].deadline
-    assert engine.close_due() == 6
-    statuses = {e.event_id: engine.explain(e.event_id).join_status for e in events}
+    assert run_now(engine.close_due()) == 6
+    statuses = {e.event_id: run_now(engine.explain(e.event_id)).join_status for e in events}
     assert statuses.pop("e2") is JoinStatus.PENDING
     assert set(statuses.values()) == {JoinStatus.LEARNED}
     model = engine.policies["support.next_step"].model
     assert model.learned == 5  # the failed one was not learned
     store.broken.clear()
-    assert engine.close_due() == 0  # retried later, not at once
+    assert run_now(engine.close_due()) == 0  # retried later, not at once
     clock.now += 1.0
-    assert engine.close_due() == 1
-    assert engine.explain("e2").join_status is JoinStatus.LEARNED
+    assert run_now(engine.close_due()) == 1
+    assert run_now(engine.explain("e2")).join_status is JoinStatus.LEARNED
     assert model.learned == 6
 
 
@@ -483,7 +487,9 @@ def test_learning_follows_the_mode_the_event_was_decided_in() -> None:
     engine.reload(make_config(p=support_policy(mode="frozen")))
     frozen = decide(engine, policy="p", event_id="frozen")
     engine.reload(make_config(p=support_policy(mode="online")))
-    engine.reward(RewardInput(online.event_id, value=1.0))
-    engine.reward(RewardInput(frozen.event_id, value=1.0))
-    assert engine.explain("online").join_status is JoinStatus.LEARNED  # paid-for exploration
-    assert engine.explain("frozen").join_status is JoinStatus.SKIPPED  # logged with p = 1
+    run_now(engine.reward(RewardInput(online.event_id, value=1.0)))
+    run_now(engine.reward(RewardInput(frozen.event_id, value=1.0)))
+    assert (
+        run_now(engine.explain("online")).join_status is JoinStatus.LEARNED
+    )  # paid-for exploration
+    assert run_now(engine.explain("frozen")).join_status is JoinStatus.SKIPPED  # logged with p = 1

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from nextbest.api.server import Server
 from nextbest.policy.model import Model
+from nextbest.policy.ports import run_now
 from nextbest.policy.requests import DecideInput
 from nextbest.policy.vw_args import DEFAULT_VW_ARGS
 from nextbest.settings import ServerSettings
@@ -65,7 +66,7 @@ def model_files(data: Path, policy: str) -> list[Path]:
 
 def close_all(engine: Any, clock: Clock) -> None:
     clock.now += 3600
-    engine.close_due(limit=100_000)
+    run_now(engine.close_due(limit=100_000))
 
 
 def test_a_checkpoint_written_by_a_thread_recovers_as_it_was_taken(tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_a_checkpoint_written_by_a_thread_recovers_as_it_was_taken(tmp_path: Pat
     assert store.unsaved(engine.models()) == model.learned - taken > 0
     [written] = [p for p in model_files(tmp_path / "data", "p") if p.suffix == ".vw"]
     assert written.read_bytes() == (tmp_path / "reference.vw").read_bytes()
-    probes = [engine.decide(probe).vw_lines() for probe in PROBES]
+    probes = [run_now(engine.decide(probe)).vw_lines() for probe in PROBES]
     expected = [model.costs(lines) for lines in probes]
 
     again, _, recovery = start(tmp_path / "data", cfg, clock)  # after a crash
@@ -214,7 +215,7 @@ def test_ids_that_could_not_be_kept_are_kept_by_the_next_checkpoint(
         await task
         assert server._checkpoint_backoff == 1.0
         monkeypatch.undo()
-        server.engine.decide(DecideInput("a", "x", event_id="later"))
+        run_now(server.engine.decide(DecideInput("a", "x", event_id="later")))
         task = server.start_checkpoint()
         assert task is not None
         await task

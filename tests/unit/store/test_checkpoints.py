@@ -10,6 +10,7 @@ import pytest
 
 from nextbest.api.server import Server
 from nextbest.policy.model import Model
+from nextbest.policy.ports import run_now
 from nextbest.policy.requests import DecideInput
 from nextbest.policy.vw_args import DEFAULT_VW_ARGS
 from nextbest.settings import ServerSettings
@@ -26,9 +27,9 @@ def policies(*names: str, vw_args: str | None = None) -> Any:
 
 def learn(engine: Any, clock: Clock, policy: str, n: int, tag: str) -> None:
     for i in range(n):
-        engine.decide(DecideInput(policy, "x", event_id=f"{tag}-{i}"))
+        run_now(engine.decide(DecideInput(policy, "x", event_id=f"{tag}-{i}")))
     clock.now += 3600
-    engine.close_due(limit=100_000)
+    run_now(engine.close_due(limit=100_000))
 
 
 def test_a_removed_policy_does_not_stop_checkpoints(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import vowpalwabbit
 
+from nextbest.policy.ports import run_now
 from nextbest.policy.vw_args import DEFAULT_VW_ARGS
 from nextbest.store import dsjson
 from nextbest.store.files import list_segments
@@ -25,7 +26,7 @@ def test_the_log_has_the_dsjson_fields(tmp_path: Path) -> None:
     engine, _, _ = start(tmp_path, config(), clock)
     workload(engine, clock, 40)
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     record = orjson.loads(log_lines(tmp_path)[0])
     for key in (
         "_label_cost",
@@ -51,7 +52,7 @@ def test_a_fresh_vw_trained_on_the_log_matches_the_live_model(tmp_path: Path) ->
     engine, _, _ = start(tmp_path, config(), clock)
     workload(engine, clock, 1200)
     clock.now += 3600
-    engine.close_due(limit=10_000)
+    run_now(engine.close_due(limit=10_000))
     offline = vowpalwabbit.Workspace(f"--dsjson {DEFAULT_VW_ARGS} --quiet")
     lines = log_lines(tmp_path)
     assert len(lines) == 1200
@@ -60,7 +61,7 @@ def test_a_fresh_vw_trained_on_the_log_matches_the_live_model(tmp_path: Path) ->
     live = greedy(engine)
     assert len({g for g, _ in live}) >= 2  # the probes tell situations apart
     for probe, (greedy_action, costs) in zip(PROBES, live, strict=True):
-        event = engine.explain(probe.event_id)
+        event = run_now(engine.explain(probe.event_id))
         pmf = offline.predict(dsjson.line(event).decode())
         best = max(range(len(pmf)), key=pmf.__getitem__)
         assert event.eligible[best].id == greedy_action, (probe, costs, pmf)

@@ -6,7 +6,7 @@ import vowpalwabbit
 
 from nextbest.policy.engine import Engine
 from nextbest.policy.features import FeatureValue
-from nextbest.policy.ports import NullListener
+from nextbest.policy.ports import NullListener, run_now
 from nextbest.policy.requests import DecideInput, InlineAction
 from nextbest.store import dsjson
 from nextbest.store.memory import MemoryStore
@@ -19,12 +19,14 @@ def test_directive_names_stay_features_in_the_dsjson_reader() -> None:
     context: dict[str, FeatureValue] = {name: "x" for name in DIRECTIVES}
     context["account_age_days"] = 400.0
     engine = Engine(make_config(p=support_policy()), MemoryStore(), NullListener(), lambda: 0.0)
-    event = engine.decide(
-        DecideInput(
-            policy="p",
-            intent="_multi",
-            context=context,
-            actions=[InlineAction("_text", {"_label_cost": 1.0, "_multi": "y"})],
+    event = run_now(
+        engine.decide(
+            DecideInput(
+                policy="p",
+                intent="_multi",
+                context=context,
+                actions=[InlineAction("_text", {"_label_cost": 1.0, "_multi": "y"})],
+            )
         )
     )
     event.joined_reward = 1.0

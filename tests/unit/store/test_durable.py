@@ -11,7 +11,7 @@ from nextbest.policy.config import Config
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import Unavailable
 from nextbest.policy.events import JoinStatus
-from nextbest.policy.ports import NullListener
+from nextbest.policy.ports import NullListener, run_now
 from nextbest.policy.requests import DecideInput, RewardInput
 from nextbest.store.durable import Durability, DurableStore, open_store
 from tests.conftest import make_config, support_policy
@@ -74,33 +74,35 @@ def workload(engine: Engine, clock: Clock, n: int, start_at: int = 0) -> None:
     """Decisions, rewards (some twice with the same reward id), windows closing."""
     for i in range(start_at, start_at + n):
         intent = "billing_dispute" if i % 2 else "login_problem"
-        event = engine.decide(
-            DecideInput(
-                "p",
-                intent,
-                {
-                    "account_age_days": 400.0,
-                    "amount": float(i % 7) * 90,
-                    "plan": "gold" if i % 3 else "free",
-                },
-                event_id=f"e{i}",
+        event = run_now(
+            engine.decide(
+                DecideInput(
+                    "p",
+                    intent,
+                    {
+                        "account_age_days": 400.0,
+                        "amount": float(i % 7) * 90,
+                        "plan": "gold" if i % 3 else "free",
+                    },
+                    event_id=f"e{i}",
+                )
             )
         )
         if i % 4:
             value = 1.0 if event.action_id == ("offer_refund" if i % 2 else "ask_details") else 0.0
-            engine.reward(RewardInput(event.event_id, value=value, reward_id=f"r{i}"))
+            run_now(engine.reward(RewardInput(event.event_id, value=value, reward_id=f"r{i}")))
             if i % 5 == 0:
-                engine.reward(RewardInput(event.event_id, value=value, reward_id=f"r{i}"))
+                run_now(engine.reward(RewardInput(event.event_id, value=value, reward_id=f"r{i}")))
         clock.now += 0.5
         if i % 50 == 0:
-            engine.close_due()
+            run_now(engine.close_due())
 
 
 def greedy(engine: Engine) -> list[tuple[str, list[float]]]:
     out = []
     for probe in PROBES:
         rt = engine.policies["p"]
-        event = engine.decide(probe)
+        event = run_now(engine.decide(probe))
         out.append((event.eligible[event.greedy].id, rt.model.costs(event.vw_lines())))
     return out
 
@@ -126,8 +128,8 @@ def test_a_crash_and_restart_gives_the_crash_free_model(tmp_path: Path, aggregat
     # Both finish the same way: every window ends, every event learned once.
     clock_a.now += 3600
     clock_b.now += 3600
-    restarted.close_due(limit=10_000)
-    reference.close_due(limit=10_000)
+    run_now(restarted.close_due(limit=10_000))
+    run_now(reference.close_due(limit=10_000))
     assert restarted.policies["p"].model.learned == reference.policies["p"].model.learned == 600
     for (g1, c1), (g2, c2) in zip(greedy(restarted), greedy(reference), strict=True):
         assert g1 == g2
@@ -138,20 +140,25 @@ def test_pending_joins_survive_with_their_rewards(tmp_path: Path) -> None:
     cfg = config(aggregation="sum")
     clock = Clock()
     engine, _, _ = start(tmp_path, cfg, clock)
-    engine.decide(DecideInput("p", "billing_dispute", event_id="kept", defer_activation=True))
-    engine.reward(RewardInput("kept", value=0.25, reward_id="a"))
-    engine.activate("kept")
+    run_now(
+        engine.decide(DecideInput("p", "billing_dispute", event_id="kept", defer_activation=True))
+    )
+    run_now(engine.reward(RewardInput("kept", value=0.25, reward_id="a")))
+    run_now(engine.activate("kept"))
 
     again, _, recovery = start(tmp_path, cfg, clock)
     assert recovery.pending == 1
-    event = again.explain("kept")
+    event = run_now(again.explain("kept"))
     assert (event.join_status, event.activated) == (JoinStatus.PENDING, True)
     assert [r.reward_id for r in event.rewards] == ["a"]
-    assert again.reward(RewardInput("kept", value=0.5, reward_id="a")).status.value == "duplicate"
-    again.reward(RewardInput("kept", value=0.5, reward_id="b"))
+    assert (
+        run_now(again.reward(RewardInput("kept", value=0.5, reward_id="a"))).status.value
+        == "duplicate"
+    )
+    run_now(again.reward(RewardInput("kept", value=0.5, reward_id="b")))
     clock.now += 61
-    again.close_due()
-    assert again.explain("kept").joined_reward == 0.75
+    run_now(again.close_due())
+    assert run_now(again.explain("kept")).joined_reward == 0.75
 
 
 def test_a_torn_journal_tail_is_cut_and_reported(tmp_path: Path) -> None:
@@ -159,14 +166,14 @@ def test_a_torn_journal_tail_is_cut_and_reported(tmp_path: Path) -> None:
     clock = Clock()
     engine, _, _ = start(tmp_path, cfg, clock)
     for i in range(3):
-        engine.decide(DecideInput("p", "x", event_id=f"t{i}"))
+        run_now(engine.decide(DecideInput("p", "x", event_id=f"t{i}")))
     journal = sorted((tmp_path / "journal").glob("*.jsonl"))[-1]
     with journal.open("ab") as f:
         f.write(b'{"k":"d","e":{"event_id":"half')
     again, _, recovery = start(tmp_path, cfg, clock)
     assert [d.action for d in recovery.damage] == ["torn last line cut off"]
     assert recovery.pending == 3
-    again.decide(DecideInput("p", "x", event_id="after"))
+    run_now(again.decide(DecideInput("p", "x", event_id="after")))
     _, _, third = start(tmp_path, cfg, clock)
     assert (third.damage, third.pending) == ([], 4)
 
@@ -190,14 +197,14 @@ def test_a_failing_disk_refuses_instead_of_dropping(tmp_path: Path) -> None:
     cfg = config()
     clock = Clock()
     engine, store, _ = start(tmp_path, cfg, clock)
-    event = engine.decide(DecideInput("p", "x", event_id="ok"))
+    event = run_now(engine.decide(DecideInput("p", "x", event_id="ok")))
     store.journal.close()  # every further write fails, as on a dead disk
     with pytest.raises(Unavailable, match="cannot write the journal"):
-        engine.decide(DecideInput("p", "x", event_id="lost"))
+        run_now(engine.decide(DecideInput("p", "x", event_id="lost")))
     with pytest.raises(Unavailable):
-        engine.reward(RewardInput(event.event_id, value=1.0))
-    assert engine.store.get("lost") is None
-    assert engine.explain("ok").rewards == []
+        run_now(engine.reward(RewardInput(event.event_id, value=1.0)))
+    assert run_now(engine.store.get("lost")) is None
+    assert run_now(engine.explain("ok")).rewards == []
 
 
 def test_retention_drops_only_what_no_pending_join_or_checkpoint_needs(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nextbest.policy.errors import Unavailable
+from nextbest.policy.ports import run_now
 from nextbest.policy.requests import DecideInput
 from nextbest.store import durable, files
 from nextbest.store.durable import Durability
@@ -25,15 +26,15 @@ def test_a_failed_fsync_fails_the_commit_and_every_later_write(
 ) -> None:
     clock = Clock()
     engine, store, _ = start(tmp_path, config(), clock, Durability(fsync="always"))
-    engine.decide(DecideInput("p", "x", event_id="before"))
+    run_now(engine.decide(DecideInput("p", "x", event_id="before")))
     asyncio.run(store.commit())
-    engine.decide(DecideInput("p", "x", event_id="lost"))
+    run_now(engine.decide(DecideInput("p", "x", event_id="lost")))
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(Unavailable, match="Input/output error"):
         asyncio.run(store.commit())
     monkeypatch.undo()  # the disk seems fine again: the pages that failed may still be lost
     with pytest.raises(Unavailable, match="Input/output error"):
-        engine.decide(DecideInput("p", "x", event_id="after"))
+        run_now(engine.decide(DecideInput("p", "x", event_id="after")))
     with pytest.raises(Unavailable):
         asyncio.run(store.commit())
     assert store.failure is not None
@@ -45,12 +46,12 @@ def test_an_interval_sync_failure_stops_acknowledging(
     clock = Clock()
     durability = Durability(fsync="interval", fsync_interval=0.001)
     engine, store, _ = start(tmp_path, config(), clock, durability)
-    engine.decide(DecideInput("p", "x", event_id="written"))
+    run_now(engine.decide(DecideInput("p", "x", event_id="written")))
     monkeypatch.setattr(os, "fsync", failing_fsync)
     asyncio.run(asyncio.wait_for(store.sync_periodically(), timeout=10))  # ends on the failure
     assert store.failure is not None
     with pytest.raises(Unavailable):
-        engine.decide(DecideInput("p", "x", event_id="after"))
+        run_now(engine.decide(DecideInput("p", "x", event_id="after")))
 
 
 def test_the_sync_of_a_rotated_file_syncs_that_file(
@@ -60,7 +61,7 @@ def test_the_sync_of_a_rotated_file_syncs_that_file(
     another file: the sync must still reach the file it took, not the newcomer."""
     clock = Clock()
     engine, store, _ = start(tmp_path, config(), clock, Durability(fsync="always"))
-    engine.decide(DecideInput("p", "x", event_id="a"))
+    run_now(engine.decide(DecideInput("p", "x", event_id="a")))
     synced: list[int] = []
     real_fsync = os.fsync
 
@@ -103,12 +104,12 @@ def test_a_rotation_that_cannot_open_the_next_segment_keeps_the_log_usable(
 def test_syncs_leave_no_descriptor_open(tmp_path: Path) -> None:
     clock = Clock()
     engine, store, _ = start(tmp_path, config(), clock, Durability(fsync="always"))
-    engine.decide(DecideInput("p", "x", event_id="warm"))
+    run_now(engine.decide(DecideInput("p", "x", event_id="warm")))
     asyncio.run(store.commit())
     store.checkpoint(engine.models())
     before = len(os.listdir("/proc/self/fd"))
     for i in range(20):
-        engine.decide(DecideInput("p", "x", event_id=f"e{i}"))
+        run_now(engine.decide(DecideInput("p", "x", event_id=f"e{i}")))
         if i % 2:
             asyncio.run(store.commit())
         else:

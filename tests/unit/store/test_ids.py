@@ -9,6 +9,7 @@ import pytest
 
 from nextbest.policy.config import Config
 from nextbest.policy.events import JoinStatus, ReceivedReward, RewardStatus
+from nextbest.policy.ports import run_now
 from nextbest.policy.requests import DecideInput
 from nextbest.store.ids import IdIndex
 from nextbest.store.memory import MemoryStore
@@ -35,13 +36,13 @@ def test_memory_store_remembers_ids_past_retention() -> None:
 
     engine = Engine(config(), store, NullListener(), clock)
     for i in range(5):
-        engine.decide(DecideInput("p", "x", event_id=f"m{i}"))
+        run_now(engine.decide(DecideInput("p", "x", event_id=f"m{i}")))
     clock.now += 3600
-    engine.close_due()
-    assert store.get("m0") is None  # past retention
-    assert store.used("m0")
-    assert store.used("m4")
-    assert not store.used("m5")
+    run_now(engine.close_due())
+    assert store.find("m0") is None  # past retention
+    assert run_now(store.used("m0"))
+    assert run_now(store.used("m4"))
+    assert not run_now(store.used("m5"))
 
 
 def two_policies() -> Config:
@@ -55,21 +56,21 @@ def test_an_id_past_retention_stays_used_after_a_restart(tmp_path: Path) -> None
     cfg = two_policies()
     clock = Clock()
     engine, store, _ = start(tmp_path, cfg, clock, retain_closed=3)
-    engine.decide(DecideInput("a", "x", event_id="reuse-0"))
+    run_now(engine.decide(DecideInput("a", "x", event_id="reuse-0")))
     for i in range(5):
         clock.now += 1  # joins close in this order
-        engine.decide(DecideInput("a", "x", event_id=f"push-{i}"))
+        run_now(engine.decide(DecideInput("a", "x", event_id=f"push-{i}")))
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     store.checkpoint(engine.models())  # the journal segment with reuse-0 may go
-    assert store.get("reuse-0") is None
-    assert store.used("reuse-0")
+    assert store.find("reuse-0") is None
+    assert run_now(store.used("reuse-0"))
 
     _, again, _ = start(tmp_path, cfg, clock, retain_closed=3)
-    assert again.get("reuse-0") is None
-    assert again.used("reuse-0")
-    assert again.used("push-4")
-    assert not again.used("never")
+    assert again.find("reuse-0") is None
+    assert run_now(again.used("reuse-0"))
+    assert run_now(again.used("push-4"))
+    assert not run_now(again.used("never"))
 
 
 def test_ids_survive_the_deletion_of_every_log_that_named_them(tmp_path: Path) -> None:
@@ -80,21 +81,21 @@ def test_ids_survive_the_deletion_of_every_log_that_named_them(tmp_path: Path) -
     clock = Clock()
     engine, store, _ = start(tmp_path, cfg, clock, small, retain_closed=0)
     for i in range(40):
-        engine.decide(DecideInput("p", "x", event_id=f"gone-{i}"))
+        run_now(engine.decide(DecideInput("p", "x", event_id=f"gone-{i}")))
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     store.checkpoint(engine.models())
     for i in range(40, 80):  # more segments, so the first ones are deleted
-        engine.decide(DecideInput("p", "x", event_id=f"gone-{i}"))
+        run_now(engine.decide(DecideInput("p", "x", event_id=f"gone-{i}")))
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     store.checkpoint(engine.models())
     files = [*(tmp_path / "policies").rglob("*.dsjson"), *(tmp_path / "journal").glob("*")]
     logged = b"".join(p.read_bytes() for p in files)
     assert b'"gone-0"' not in logged  # every line naming it is deleted
 
     _, again, _ = start(tmp_path, cfg, clock, small, retain_closed=0)
-    assert all(again.used(f"gone-{i}") for i in range(80))
+    assert all(run_now(again.used(f"gone-{i}")) for i in range(80))
 
 
 def test_recovery_closes_a_record_only_by_its_own_close(tmp_path: Path) -> None:
@@ -103,22 +104,22 @@ def test_recovery_closes_a_record_only_by_its_own_close(tmp_path: Path) -> None:
     cfg = two_policies()
     clock = Clock()
     engine, store, _ = start(tmp_path, cfg, clock, retain_closed=1)
-    first = engine.decide(DecideInput("a", "x", event_id="reuse-0"))
+    first = run_now(engine.decide(DecideInput("a", "x", event_id="reuse-0")))
     clock.now += 3600
-    engine.close_due()
-    engine.decide(DecideInput("a", "x", event_id="push"))
+    run_now(engine.close_due())
+    run_now(engine.decide(DecideInput("a", "x", event_id="push")))
     clock.now += 3600
-    engine.close_due()
-    assert store.get("reuse-0") is None
-    second = engine.decide(DecideInput("b", "x", event_id="other"))
+    run_now(engine.close_due())
+    assert store.find("reuse-0") is None
+    second = run_now(engine.decide(DecideInput("b", "x", event_id="other")))
     second.event_id = "reuse-0"  # as an engine without the used() check stored it
     second.decided_at = first.decided_at + 7200
-    store.add(second)
+    store.add_now(second)
     reward = ReceivedReward("r1", 1.0, {}, RewardStatus.ACCEPTED, clock.now)
-    store.add_reward(second, reward)
+    store.add_reward_now(second, reward)
 
     _, again, recovery = start(tmp_path, cfg, clock, retain_closed=1)
-    kept = again.get("reuse-0")
+    kept = again.find("reuse-0")
     assert kept is not None
     assert (kept.policy, kept.join_status) == ("b", JoinStatus.PENDING)
     assert kept.rewards == [reward]
@@ -131,14 +132,14 @@ def test_a_reused_id_is_refused_past_retention_and_after_a_restart(tmp_path: Pat
     cfg = two_policies()
     clock = Clock()
     engine, _, _ = start(tmp_path, cfg, clock, retain_closed=3)
-    engine.decide(DecideInput("a", "x", event_id="reuse-0"))
+    run_now(engine.decide(DecideInput("a", "x", event_id="reuse-0")))
     for i in range(5):
         clock.now += 1
-        engine.decide(DecideInput("a", "x", event_id=f"push-{i}"))
+        run_now(engine.decide(DecideInput("a", "x", event_id=f"push-{i}")))
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     with pytest.raises(AlreadyExists):
-        engine.decide(DecideInput("b", "x", event_id="reuse-0"))
+        run_now(engine.decide(DecideInput("b", "x", event_id="reuse-0")))
     again, _, _ = start(tmp_path, cfg, clock, retain_closed=3)
     with pytest.raises(AlreadyExists):
-        again.decide(DecideInput("b", "x", event_id="reuse-0"))
+        run_now(again.decide(DecideInput("b", "x", event_id="reuse-0")))

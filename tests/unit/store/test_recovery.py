@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from nextbest.policy.ports import run_now
 from nextbest.policy.requests import DecideInput, RewardInput
 from nextbest.store import codec, dsjson
 from nextbest.store.durable import Durability
@@ -19,21 +20,26 @@ def test_late_rewards_survive_the_compaction_of_their_journal_segment(tmp_path: 
     small = Durability(segment_bytes=2048)
     clock = Clock()
     engine, store, _ = start(tmp_path, config(), clock, small)
-    engine.decide(DecideInput("p", "x", event_id="late"))
+    run_now(engine.decide(DecideInput("p", "x", event_id="late")))
     clock.now += 3600
-    engine.close_due()
-    assert engine.reward(RewardInput("late", value=1.0, reward_id="r")).status.value == "late"
+    run_now(engine.close_due())
+    assert (
+        run_now(engine.reward(RewardInput("late", value=1.0, reward_id="r"))).status.value == "late"
+    )
     for i in range(40):  # later decisions and joins fill journal segments
-        engine.decide(DecideInput("p", "x", event_id=f"fill-{i}"))
+        run_now(engine.decide(DecideInput("p", "x", event_id=f"fill-{i}")))
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     store.checkpoint(engine.models())
     journal = b"".join(p.read_bytes() for p in (tmp_path / "journal").glob("*"))
     assert b'"late"' not in journal  # its segment is gone
 
     again, _, _ = start(tmp_path, config(), clock, small)
-    assert [r.reward_id for r in again.explain("late").rewards] == ["r"]
-    assert again.reward(RewardInput("late", value=1.0, reward_id="r")).status.value == "duplicate"
+    assert [r.reward_id for r in run_now(again.explain("late")).rewards] == ["r"]
+    assert (
+        run_now(again.reward(RewardInput("late", value=1.0, reward_id="r"))).status.value
+        == "duplicate"
+    )
 
 
 def test_the_most_recent_closed_events_come_back_whatever_their_policy(tmp_path: Path) -> None:
@@ -42,18 +48,18 @@ def test_the_most_recent_closed_events_come_back_whatever_their_policy(tmp_path:
     clock = Clock()
     engine, _, _ = start(tmp_path, cfg, clock, retain_closed=10)
     for i in range(10):  # b's events first, then a's: the last 10 closed are b5-9, a0-4
-        engine.decide(DecideInput("b", "x", event_id=f"b{i}"))
+        run_now(engine.decide(DecideInput("b", "x", event_id=f"b{i}")))
         clock.now += 1
     for i in range(5):
-        engine.decide(DecideInput("a", "x", event_id=f"a{i}"))
+        run_now(engine.decide(DecideInput("a", "x", event_id=f"a{i}")))
         clock.now += 1
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     before = {f"b{i}" for i in range(5, 10)} | {f"a{i}" for i in range(5)}
-    assert {e for e in before if engine.store.get(e) is not None} == before
+    assert {e for e in before if run_now(engine.store.get(e)) is not None} == before
 
     again, _, _ = start(tmp_path, cfg, clock, retain_closed=10)
-    assert {e for e in before if again.store.get(e) is not None} == before
+    assert {e for e in before if run_now(again.store.get(e)) is not None} == before
 
 
 @pytest.mark.parametrize(
@@ -72,12 +78,12 @@ def test_a_journal_record_of_the_wrong_shape_is_skipped_and_reported(
 ) -> None:
     clock = Clock()
     engine, _, _ = start(tmp_path, config(), clock)
-    engine.decide(DecideInput("p", "x", event_id="kept"))
+    run_now(engine.decide(DecideInput("p", "x", event_id="kept")))
     journal = sorted((tmp_path / "journal").glob("*.jsonl"))[-1]
     with journal.open("ab") as f:
         f.write(record + b"\n")
     again, _, recovery = start(tmp_path, config(), clock)
-    assert again.explain("kept").rewards == []
+    assert run_now(again.explain("kept")).rewards == []
     assert [(d.line, d.action.split(":")[0]) for d in recovery.damage] == [
         (2, "malformed record skipped")
     ]
@@ -89,7 +95,7 @@ def test_a_decided_record_with_wrong_types_is_refused() -> None:
     from nextbest.store.memory import MemoryStore
 
     engine = Engine(config(), MemoryStore(), NullListener(), Clock())
-    event = engine.decide(DecideInput("p", "x", event_id="shape"))
+    event = run_now(engine.decide(DecideInput("p", "x", event_id="shape")))
     good = orjson.loads(codec.encode(event))
     assert codec.from_dict(good) == event
     legacy = {k: v for k, v in good.items() if k != "fingerprint"}
@@ -114,9 +120,9 @@ def test_a_log_line_or_manifest_of_the_wrong_shape_is_skipped(tmp_path: Path) ->
     clock = Clock()
     engine, store, _ = start(tmp_path, config(), clock)
     for i in range(3):
-        engine.decide(DecideInput("p", "x", event_id=f"e{i}"))
+        run_now(engine.decide(DecideInput("p", "x", event_id=f"e{i}")))
     clock.now += 3600
-    engine.close_due()
+    run_now(engine.close_due())
     store.checkpoint(engine.models())
     log = sorted((tmp_path / "policies" / "p" / "decisions").glob("*.dsjson"))[-1]
     with log.open("ab") as f:

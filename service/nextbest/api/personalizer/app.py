@@ -262,7 +262,7 @@ class PersonalizerApi:
         policy = request.path_params["policy"]
         plan = RankPlan(policy, self.engine.policy(policy), body)
         try:
-            event = self.engine.decide(plan.input)
+            event = await self.engine.decide(plan.input)
         except DecisionError as exc:
             raise plan.refused(exc) from None
         answer = plan.response(event)
@@ -273,12 +273,12 @@ class PersonalizerApi:
 
     async def reward(self, request: Request, caller: str) -> Response:
         body = await self._parse(request, RewardRequest)
-        self.engine.reward(RewardInput(request.path_params["eventId"], value=body.value))
+        await self.engine.reward(RewardInput(request.path_params["eventId"], value=body.value))
         await self.commit()
         return Response(status_code=204)
 
     async def activate(self, request: Request, caller: str) -> Response:
-        self.engine.activate(request.path_params["eventId"])
+        await self.engine.activate(request.path_params["eventId"])
         await self.commit()
         return Response(status_code=204)
 
