@@ -26,5 +26,19 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
     echo "== prometheus/promtool missing (needs root or sudo): tests/deploy skip their Prometheus tests"
   fi
 fi
+# tests start their own redis-server processes (Redis mode): Debian's redis-server package.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    sudo_=()
+    [ "$(id -u)" = 0 ] || sudo_=(sudo -n)
+    echo "== installing redis-server (Debian package)"
+    "${sudo_[@]}" apt-get update -qq
+    "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  else
+    echo "== redis-server is missing and cannot be installed (needs root or sudo)" >&2
+    exit 1
+  fi
+fi
 echo "== pytest"
 NEXTBEST_ADAPTER_VENVS="$VENV/adapters" "$VENV/bin/pytest" -n "${PYTEST_WORKERS:-auto}" "$@"

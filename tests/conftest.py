@@ -60,3 +60,6 @@ def make_config(**policies: dict[str, Any]) -> Config:
 @pytest.fixture
 def support_config() -> Config:
     return make_config(support__next_step=support_policy())
+
+
+pytest_plugins = ["tests.redis_server"]

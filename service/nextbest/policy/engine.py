@@ -146,10 +146,14 @@ class Engine:
         limits: Limits | None = None,
         models: dict[str, Model] | None = None,
         overrides: Mapping[str, Overrides] | None = None,
+        learns: bool = True,
     ) -> None:
         """`models`: recovered models to serve (by policy), instead of empty ones;
-        `overrides`: the live overrides kept from before a restart, by policy."""
+        `overrides`: the live overrides kept from before a restart, by policy; `learns`:
+        False where another process learns what this one closes (a serving replica in
+        Redis mode: its closed joins go to the learner, and its models come from it)."""
         self.store = store
+        self.learns = learns
         self.listener = listener
         self.clock = clock
         self.limits = limits or Limits()
@@ -488,7 +492,11 @@ class Engine:
         pending = event.join_status is JoinStatus.PENDING and now <= event.deadline
         status = RewardStatus.ACCEPTED if pending else RewardStatus.LATE
         received = ReceivedReward(req.reward_id, value, dict(req.signals), status, now)
-        event = await self.store.add_reward(event, received)
+        event, kept = await self.store.add_reward(event, received)
+        if kept is None:  # another process kept one with this reward_id first
+            first = next(r for r in event.rewards if r.reward_id == req.reward_id)
+            return RewardOutcome(RewardStatus.DUPLICATE, first.value)
+        status = kept.status  # LATE if the join closed meanwhile
         self.listener.rewarded(event, status, value)
         if status is RewardStatus.ACCEPTED and self._settled(rt, event):
             await self._close_now(event)
@@ -577,14 +585,18 @@ class Engine:
             status = JoinStatus.LEARNED if learn else JoinStatus.SKIPPED
             closed = dataclasses.replace(event, join_status=status, joined_reward=joined)
         try:
-            await self.store.close(closed)
+            first = await self.store.close(closed)
         except Exception:
             if example is not None and rt is not None:
                 rt.model.discard(example)
             raise
         if example is not None and rt is not None:
-            rt.model.learn_example(example)
-        self.listener.joined(closed)
+            if first and self.learns:
+                rt.model.learn_example(example)
+            else:
+                rt.model.discard(example)
+        if first:
+            self.listener.joined(closed)
 
     def models(self) -> dict[str, Model]:
         return {name: rt.model for name, rt in self.policies.items()}

@@ -48,15 +48,22 @@ class EventStore(Protocol):
     async def add(self, event: Event) -> None:
         """Keep a new pending event."""
 
-    async def add_reward(self, event: Event, reward: ReceivedReward) -> Event:
-        """Append a received reward (accepted or late) to the event; the event with it."""
+    async def add_reward(
+        self, event: Event, reward: ReceivedReward
+    ) -> tuple[Event, ReceivedReward | None]:
+        """Append a received reward (accepted or late) to the event: the event as it now
+        is, and the reward as kept. A store shared by several processes applies it as one
+        step against the event as stored, not as handed: the reward is kept as LATE if the
+        join closed meanwhile, and not at all (None) if a reward with the same non-empty
+        reward_id came first (a duplicate: the event holds that one)."""
 
     async def activate(self, event: Event) -> Event:
         """Mark a deferred event as activated; the event so marked."""
 
-    async def close(self, event: Event) -> None:
+    async def close(self, event: Event) -> bool:
         """The event's join is over (`event` carries its status and joined reward): it
-        leaves the pending set, is logged, and stays readable."""
+        leaves the pending set, is logged, and stays readable. False if it was closed
+        already (by another process sharing the store): then nothing is changed."""
 
     async def reschedule(self, event: Event, at: float) -> None:
         """Try closing a pending event again at `at` (closing it failed)."""

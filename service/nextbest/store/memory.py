@@ -65,14 +65,18 @@ class MemoryStore:
     async def add(self, event: Event) -> None:
         self.add_now(event)
 
-    async def add_reward(self, event: Event, reward: ReceivedReward) -> Event:
-        return self.add_reward_now(event, reward)
+    async def add_reward(
+        self, event: Event, reward: ReceivedReward
+    ) -> tuple[Event, ReceivedReward | None]:
+        # One process, one loop: the engine's reading is the store's state.
+        return self.add_reward_now(event, reward), reward
 
     async def activate(self, event: Event) -> Event:
         return self.activate_now(event)
 
-    async def close(self, event: Event) -> None:
+    async def close(self, event: Event) -> bool:
         self.close_now(event)
+        return True
 
     async def reschedule(self, event: Event, at: float) -> None:
         heapq.heappush(self._deadlines, (at, event.event_id))

@@ -31,7 +31,8 @@ def test_changes_come_back_and_what_was_handed_stays(tmp_path: Path) -> None:
         read = run_now(store.get("e"))
         assert read is not None
         reward = ReceivedReward("r", 0.5, {}, RewardStatus.ACCEPTED, read.decided_at)
-        rewarded = run_now(store.add_reward(read, reward))
+        rewarded, kept = run_now(store.add_reward(read, reward))
+        assert kept == reward
         assert rewarded.rewards == [reward]
         assert read.rewards == []
         activated = run_now(store.activate(rewarded))

@@ -1,0 +1,47 @@
+"""Key names: the one place that says what lives where in Redis.
+
+Per event, one hash under a hash tag of its event id, so every change of one event (a
+reward, an activation, its close) is one script on one key, in one Redis Cluster slot, in
+one round trip, whichever replica makes it: ``nb:e:{<event id>}``.
+
+Per policy, under the policy's hash tag so a policy's keys share one Cluster slot:
+``nb:{<policy>}:due`` (sorted set: event id → join deadline, until the joined event is on
+the stream), ``nb:{<policy>}:joined`` (stream of joined events, read by the learner's
+consumer group), ``nb:{<policy>}:lease`` (the learner's lease: its token),
+``nb:{<policy>}:fence`` (the lease's fencing counter), ``nb:{<policy>}:model`` (hash: the
+published model snapshot: version, learned, vw_args, data).
+
+Names and ids are never parsed back out of a key, and Redis keys are binary-safe, so no
+caller-chosen id or name can become syntax here.
+"""
+
+from __future__ import annotations
+
+PREFIX = "nb"
+LEARNERS = "learners"  # the consumer group on every policy's joined stream
+MODELS_CHANNEL = f"{PREFIX}:models"  # pub/sub: "<policy>\n<version>" when a model is published
+CONFIG_CHANNEL = f"{PREFIX}:config"  # pub/sub: a replica reloaded its config
+
+
+def event(event_id: str) -> str:
+    return f"{PREFIX}:e:{{{event_id}}}"
+
+
+def due(policy: str) -> str:
+    return f"{PREFIX}:{{{policy}}}:due"
+
+
+def joined(policy: str) -> str:
+    return f"{PREFIX}:{{{policy}}}:joined"
+
+
+def lease(policy: str) -> str:
+    return f"{PREFIX}:{{{policy}}}:lease"
+
+
+def fence(policy: str) -> str:
+    return f"{PREFIX}:{{{policy}}}:fence"
+
+
+def model(policy: str) -> str:
+    return f"{PREFIX}:{{{policy}}}:model"
