@@ -43,6 +43,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        # fmt: off
         self.proc = subprocess.Popen(
             [
                 REDIS_SERVER,
@@ -54,10 +55,11 @@ class RedisServer:
                 "--save", "",
                 "--protected-mode", "no",
                 *self.extra,
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # fmt: on
         self.wait_ready()
         return self
 
@@ -98,15 +100,17 @@ class RedisCluster:
     """Three masters, no replicas, made into a cluster with `redis-cli --cluster create`."""
 
     def __init__(self, directory: Path) -> None:
+        # fmt: off
         self.nodes = [
             RedisServer(
                 directory / f"node{i}",
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "5000",
-            )  # fmt: skip
+            )
             for i in range(3)
         ]
+        # fmt: on
 
     @property
     def url(self) -> str:
