@@ -21,11 +21,25 @@ REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 START_TIMEOUT = 20.0
 
 
-def free_port() -> int:
+def free_port(bus: bool = False) -> int:
+    """A free loopback port; with `bus`, one whose cluster bus port (+10000) is free too."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if not bus:
+            return port
+        if port + 10_000 <= 65_535 and _free(port + 10_000):
+            return port
+
+
+def _free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 class RedisServer:
@@ -33,7 +47,7 @@ class RedisServer:
 
     def __init__(self, directory: Path, *extra: str, port: int | None = None) -> None:
         self.directory = directory
-        self.port = port or free_port()
+        self.port = port or free_port(bus="--cluster-enabled" in extra)
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
