@@ -141,7 +141,7 @@ class RedisCluster:
             check=True,
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while "cluster_state:ok" not in self.nodes[0].cli("CLUSTER", "INFO"):
+        while not all("cluster_state:ok" in n.cli("CLUSTER", "INFO") for n in self.nodes):
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis cluster did not reach cluster_state:ok")
             time.sleep(0.05)  # polling a condition: the cluster's own state

@@ -6,6 +6,7 @@ one thread (the gRPC server's event loop), which also keeps each VW model single
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -266,6 +267,9 @@ class Engine:
         digest = fingerprint(req)
         if req.event_id:
             existing = await self.store.get(req.event_id)
+            if existing is None and await self.store.used(req.event_id):
+                # used meanwhile: maybe this very request, raced in by another replica
+                existing = await self.store.get(req.event_id)
             if existing is not None:
                 if existing.policy != req.policy:
                     raise AlreadyExists(
@@ -549,8 +553,9 @@ class Engine:
             self._close_failures[event.event_id] = failures
             delay = min(RETRY_CLOSE_AFTER * 2 ** (failures - 1), MAX_RETRY_CLOSE_AFTER)
             now = self.clock() if now is None else now
-            await self.store.reschedule(event, now + delay)
             self.listener.join_failed(event, str(exc) or type(exc).__name__)
+            with contextlib.suppress(Exception):  # the store is down: it stays due as it was
+                await self.store.reschedule(event, now + delay)
         else:
             self._close_failures.pop(event.event_id, None)
 

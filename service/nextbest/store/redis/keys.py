@@ -45,3 +45,11 @@ def fence(policy: str) -> str:
 
 def model(policy: str) -> str:
     return f"{PREFIX}:{{{policy}}}:model"
+
+
+def tombstone(event_id: str) -> str:
+    """What remains of a closed event once its retention is over: that its id was used
+    (a string: policy and fingerprint), for ``remember_ids``. A key of its own, written
+    apart from the event hash (never in one script with it: an event id may hold braces,
+    so the two keys need not share a Cluster slot)."""
+    return f"{PREFIX}:t:{{{event_id}}}"

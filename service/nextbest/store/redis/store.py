@@ -1,0 +1,416 @@
+"""The EventStore port on Redis: the join shared by several serving replicas.
+
+Each event is one hash (``keys.event``, fields in ``scripts``) and every change of it is one
+Lua script on that one key: two replicas rewarding, activating or closing the same event are
+serialised by Redis, so a reward is never counted twice nor lost, and a join closes once.
+Per policy, ``keys.due`` orders the events not yet on the stream by deadline, and
+``keys.joined`` is the stream of joined events the learner reads.
+
+Round trips: ``get``, ``used``, ``add``, ``add_reward``, ``activate`` and ``reschedule`` take
+one each (``add`` sends its due entry and its script together: MULTI/EXEC on a single Redis,
+one pipeline to the two slots' nodes in a Cluster). ``close`` takes two (three in a Cluster:
+the stream is appended before the event is marked streamed, and a Cluster pipeline does not
+keep that order across nodes).
+
+A crash between the steps of a close leaves the event ``closed`` with its due entry: the next
+``due`` hands it back and closing it again appends it to the stream then (the due entry is
+the token: only the script that removes it appends). The learner still drops an event id it
+has seen, for the one case left: an identical Decide racing on two replicas whose due entry
+is written back after the event was streamed and before it was marked so.
+
+Event ids are remembered (``used``) for ``remember_ids`` (1 day by default) after the
+close, by a tombstone (``keys.tombstone``), not forever as in embedded mode; an event nobody
+closes (no replica ran for ``grace`` past its deadline) expires with its id.
+
+A Redis that cannot be reached, or that fails a call, raises Unavailable. Then nothing was
+acknowledged; the change may still have been made (a reply lost on the way back), which is
+why retries are answered from what was kept: a Decide retried with its event_id gets the
+stored decision, a reward retried with its reward_id is a duplicate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import orjson
+from redis.asyncio import RedisCluster
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from nextbest.policy.errors import (
+    AlreadyExists,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+from nextbest.policy.events import Event, ReceivedReward, RewardStatus
+from nextbest.store import codec
+from nextbest.store.redis import keys, scripts
+from nextbest.store.redis.connection import Client
+
+MAX_EVENT_BYTES = 1 << 20  # one event's bytes: a hash value Redis copies on every read
+STREAM_MAXLEN = 1_000_000  # joined events kept on a stream (approximately): the learner's slack
+
+Command = tuple[str | bytes | int | float, ...]
+
+
+class RedisEventStore:
+    """Events in Redis, shared by the replicas of one deployment.
+
+    `policies` names the policies whose due sets `due` and `refresh_counts` read (called
+    each time: a reload may add some). `grace`: seconds a pending event outlives its
+    deadline, for a closer that is late; `retain`: seconds a closed event stays readable
+    (Explain, late rewards); `remember_ids`: seconds its id stays used after the close
+    (a tombstone); `max_rewards`: rewards kept per event, the rest refused.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        policies: Callable[[], Iterable[str]],
+        *,
+        grace: float = 600.0,
+        retain: float = 86400.0,
+        remember_ids: float = 86400.0,  # a tombstone costs ≈ 136 B: 1.2 GB a day at 100/s
+        max_rewards: int = 100,
+    ) -> None:
+        self._client = client
+        self._cluster = isinstance(client, RedisCluster)
+        self._policies = policies
+        self._grace = grace
+        self._retain_ms = _ms(retain)
+        self._remember_ms = _ms(remember_ids)
+        self._max_rewards = max_rewards
+        self._counts: dict[str, int] = {}
+        self._add_reward = client.register_script(scripts.ADD_REWARD)
+        self._activate = client.register_script(scripts.ACTIVATE)
+        self._discard = client.register_script(scripts.DISCARD)
+        self._mark = client.register_script(scripts.MARK)
+        self._gate = client.register_script(scripts.GATE)
+        # Sent inside pipelines by sha: redis-py would check SCRIPT EXISTS first, a round
+        # trip more each time; after NOSCRIPT (a restarted Redis) they are loaded and the
+        # batch, idempotent, is sent again.
+        self._sha = {
+            body: client.register_script(body).sha
+            for body in (scripts.ADD, scripts.CLOSE, scripts.STREAM)
+        }
+
+    async def close_client(self) -> None:
+        await self._client.aclose()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, event_id: str) -> Event | None:
+        with _reaching_redis():
+            found = await self._client.hmget(keys.event(event_id), ["e", "r", "a"])
+        e, r, a = _bulks(found)
+        return None if e is None else _event(e, r, a)
+
+    async def used(self, event_id: str) -> bool:
+        with _reaching_redis():
+            held = await self._client.exists(keys.event(event_id), keys.tombstone(event_id))
+        return int(held) > 0
+
+    async def due(self, now: float, limit: int) -> list[Event]:
+        """Events whose due entry is at or before `now`, earliest first: pending ones, and
+        closed ones not yet on the stream (a closer crashed: closing again streams them).
+        Entries whose event is gone (expired, or an add that failed half-way) or already
+        streamed are dropped."""
+        policies = list(self._policies())
+        if not policies or limit <= 0:
+            return []
+        with _reaching_redis():
+            ranges = await self._batch(
+                [
+                    (
+                        "ZRANGEBYSCORE",
+                        keys.due(p),
+                        "-inf",
+                        repr(now),
+                        "WITHSCORES",
+                        "LIMIT",
+                        0,
+                        limit,
+                    )
+                    for p in policies
+                ]
+            )
+            entries = sorted(
+                (score, policy, event_id)
+                for policy, found in zip(policies, ranges, strict=True)
+                for event_id, score in _scored(found)
+            )[:limit]
+            if not entries:
+                return []
+            held = await self._batch(
+                [("HMGET", keys.event(event_id), "s", "e", "r", "a") for _, _, event_id in entries]
+            )
+            events: list[Event] = []
+            dropped: list[Command] = []
+            for (_, policy, event_id), (s, e, r, a) in zip(entries, held, strict=True):
+                if e is None or s == b"streamed":
+                    dropped.append(("ZREM", keys.due(policy), event_id))
+                else:
+                    events.append(_event(e, r, a))
+            if dropped:
+                await self._batch(dropped)
+        return events
+
+    async def refresh_counts(self) -> None:
+        """Read the due sets' sizes, for `pending_counts` (the server calls this on a timer)."""
+        policies = list(self._policies())
+        with _reaching_redis():
+            sizes = await self._batch([("ZCARD", keys.due(p)) for p in policies])
+        self._counts = {p: int(n) for p, n in zip(policies, sizes, strict=True)}
+
+    def pending_counts(self) -> dict[str, int]:
+        """Events not yet on the stream per policy, as of the last `refresh_counts`."""
+        return dict(self._counts)
+
+    # -- changes ----------------------------------------------------------------------------
+
+    async def add(self, event: Event) -> None:
+        """Keep a new pending event and its due entry, in one round trip. An identical
+        Decide that raced on another replica finds its event kept and returns; any other
+        holder of the id is AlreadyExists."""
+        data = codec.encode(event)
+        if len(data) > MAX_EVENT_BYTES:
+            raise ResourceExhausted(
+                f"event {event.event_id!r} takes {len(data)} bytes, at most "
+                f"{MAX_EVENT_BYTES} are kept in Redis: send less context or fewer actions"
+            )
+        key = keys.event(event.event_id)
+        ttl = _ms(event.deadline - event.decided_at + self._grace)
+        args = (event.policy, event.fingerprint, data, repr(event.deadline))
+        script = ("EVALSHA", self._sha[scripts.ADD], 1, key, *args, _flag(event.activated), ttl)
+        zadd = ("ZADD", keys.due(event.policy), "NX", repr(event.deadline), event.event_id)
+        with _reaching_redis():
+            zadded, answer = await self._batch([zadd, script], atomic=True, raise_errors=False)
+            if isinstance(zadded, Exception) and _texts(answer)[:1] == ["new"]:
+                # A Cluster node took the event but not its due entry: undo it while
+                # nobody has touched it, or it would stay pending without ever closing.
+                with suppress(RedisError):  # best effort: Redis is failing already
+                    await self._discard(keys=[key], args=[data])
+            for result in (zadded, answer):
+                if isinstance(result, Exception):
+                    raise result
+        code, *rest = _texts(answer)
+        if code == "taken":
+            held = rest[0]
+            if held != event.policy:
+                raise AlreadyExists(
+                    f"event {event.event_id!r} belongs to policy {held!r}", "event_id"
+                )
+            raise AlreadyExists(
+                f"event {event.event_id!r} was decided for another request; a retry must "
+                "repeat the request exactly, a new decision needs a new id",
+                "event_id",
+            )
+
+    async def add_reward(
+        self, event: Event, reward: ReceivedReward
+    ) -> tuple[Event, ReceivedReward | None]:
+        """Append the reward as Redis holds the event now: ACCEPTED only while it is
+        pending and the reward came within its window, else LATE; nothing when a reward
+        with its reward_id is kept (None)."""
+        accepted = dataclasses.replace(reward, status=RewardStatus.ACCEPTED)
+        late = dataclasses.replace(reward, status=RewardStatus.LATE)
+        args = (
+            reward.reward_id,
+            orjson.dumps(accepted),
+            orjson.dumps(late),
+            _flag(reward.received_at <= event.deadline),
+            self._max_rewards,
+            os.urandom(8).hex(),  # this call, should redis-py send it twice
+        )
+        with _reaching_redis():
+            answer = _bulks(await self._add_reward(keys=[keys.event(event.event_id)], args=args))
+        code = answer[0]
+        if code == b"missing":
+            raise _unknown(event.event_id)
+        if code == b"full":
+            raise ResourceExhausted(
+                f"event {event.event_id!r} has {_text(answer[1])} rewards, at most "
+                f"{self._max_rewards} are kept per event",
+                "event_id",
+            )
+        now = _held(event, answer[1:])
+        if code == b"duplicate":
+            return now, None
+        return now, accepted if code == b"accepted" else late
+
+    async def activate(self, event: Event) -> Event:
+        """Mark the event activated while it is pending; the event as Redis holds it (a
+        closed one unchanged: the caller then sees it closed)."""
+        with _reaching_redis():
+            answer = _bulks(await self._activate(keys=[keys.event(event.event_id)]))
+        if answer[0] == b"missing":
+            raise _unknown(event.event_id)
+        return _held(event, answer[1:])
+
+    async def close(self, event: Event) -> bool:
+        """Close the join and append the joined event (rewards merged) to the policy's
+        stream, once: True only when this call closed it. False when another process
+        closed it first, when a reward or an activation came after `event` was read (the
+        due entry stays: the next pass closes it as it now is), or when it is gone.
+
+        Duplicates on the stream come only from a crash or race window (see the module);
+        the learner drops an event id it has already seen."""
+        code, joined = await self.close_only(event)
+        if joined is not None:
+            await self._stream(event, joined)
+        return code == "closed"
+
+    async def close_only(self, event: Event) -> tuple[str, Event | None]:
+        """The first step of `close` on its own: the event hash says closed, and the
+        tombstone is written. Returns the script's code and, when it is to be streamed
+        (``closed``, ``unstreamed``), the joined event. What a replica that crashed right
+        after it leaves behind (tests use it to show the recovery)."""
+        key = keys.event(event.event_id)
+        stored = codec.encode(dataclasses.replace(event, rewards=[]))
+        args = (stored, len(event.accepted_values()), _flag(event.activated), self._retain_ms)
+        tomb = f"{event.policy}\n{event.fingerprint}"
+        with _reaching_redis():
+            answer, _ = await self._batch(
+                [
+                    ("EVALSHA", self._sha[scripts.CLOSE], 1, key, *args),
+                    ("SET", keys.tombstone(event.event_id), tomb, "PX", self._remember_ms),
+                ]
+            )
+        reply = _bulks(answer)
+        code = _text(reply[0])
+        if code == "closed":
+            return code, _held(event, [b"closed", reply[1], reply[2], None])
+        if code == "unstreamed" and reply[3] is not None:
+            return code, _event(reply[3], reply[2], reply[1])
+        return code, None
+
+    async def _stream(self, event: Event, joined: Event) -> None:
+        due, stream = keys.due(event.policy), keys.joined(event.policy)
+        key = keys.event(event.event_id)
+        args = (event.event_id, codec.encode(joined), STREAM_MAXLEN)
+        with _reaching_redis():
+            if self._cluster:  # the stream, then the mark: in this order, on two nodes
+                await self._gate(keys=[due, stream], args=args)
+                await self._mark(keys=[key])
+            else:
+                sha = self._sha[scripts.STREAM]
+                await self._batch([("EVALSHA", sha, 3, due, stream, key, *args)])
+
+    async def reschedule(self, event: Event, at: float) -> None:
+        """Move the due entry to `at`, if it is still there (XX: never bring back the
+        entry of an event already on the stream)."""
+        with _reaching_redis():
+            await self._client.zadd(keys.due(event.policy), {event.event_id: at}, xx=True)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _batch(
+        self, commands: Sequence[Command], *, atomic: bool = False, raise_errors: bool = True
+    ) -> list[Any]:
+        """Send `commands` in one round trip (MULTI/EXEC if `atomic`, on a single Redis;
+        a Cluster runs each slot's commands on its node). A script Redis does not know (it
+        restarted) is loaded and the batch sent again: every batch here is idempotent."""
+        for attempt in range(2):
+            pipe = self._client.pipeline(transaction=atomic and not self._cluster)
+            for command in commands:
+                pipe.execute_command(*command)
+            results: list[Any] = list(await pipe.execute(raise_on_error=False))
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                for body in self._sha:
+                    await self._client.script_load(body)
+                continue
+            if raise_errors:
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+            return results
+        raise AssertionError("unreachable")
+
+
+@contextmanager
+def _reaching_redis() -> Iterator[None]:
+    """Redis failing a call is Unavailable (the message names no address or password)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise Unavailable(
+            f"Redis is unreachable ({type(exc).__name__}): nothing was acknowledged, retry"
+        ) from exc
+    except (RedisError, RedisClusterException) as exc:
+        raise Unavailable(
+            f"Redis failed the call ({type(exc).__name__}: {exc}): nothing was acknowledged"
+        ) from exc
+
+
+def _unknown(event_id: str) -> NotFound:
+    return NotFound(f"unknown event {event_id!r} (never decided, or past retention)", "event_id")
+
+
+def _event(e: bytes, r: bytes | None, a: bytes | None) -> Event:
+    """An event from its hash fields: the event, the rewards apart, the activation flag."""
+    event = codec.decode(e)
+    if r:
+        event.rewards.extend(codec.decode_rewards(r))
+    event.activated = event.activated or a == b"1"
+    return event
+
+
+def _held(read: Event, answer: Sequence[bytes | None]) -> Event:
+    """The event as a script found it: [state, activated, rewards, event if not pending].
+    A pending event's bytes are the ones the caller read (only rewards and the flag
+    change while it is pending), so they are not sent back."""
+    state, a, r, e = answer[0], answer[1], answer[2], answer[3] if len(answer) > 3 else None
+    if state != b"pending" and e is not None:
+        return _event(e, r, a)
+    rewards = codec.decode_rewards(r) if r else []
+    return dataclasses.replace(read, rewards=rewards, activated=read.activated or a == b"1")
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _ms(seconds: float) -> int:
+    """A TTL in milliseconds, at least 1 (0 or less would delete the key at once)."""
+    return max(1, int(seconds * 1000))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _scored(found: object) -> list[tuple[str, float]]:
+    """ZRANGEBYSCORE … WITHSCORES as (member, score) pairs (flat when sent raw)."""
+    if not isinstance(found, list):
+        raise TypeError(f"unexpected answer from Redis: {found!r}")
+    if found and isinstance(found[0], list | tuple):
+        return [(_text(m), float(sc)) for m, sc in found]
+    return [(_text(m), float(sc)) for m, sc in zip(found[::2], found[1::2], strict=True)]
+
+
+def _texts(answer: object) -> list[str]:
+    return [_text(v) for v in _bulks(answer)]
+
+
+def _bulks(answer: object) -> list[bytes | None]:
+    """A script's answer (a list of bulk strings, some nil) as Python sees it; an error
+    in its place as an empty answer."""
+    if isinstance(answer, Exception):
+        return []
+    if not isinstance(answer, list):
+        raise TypeError(f"unexpected answer from Redis: {answer!r}")
+    return [v if v is None or isinstance(v, bytes) else str(v).encode() for v in answer]
