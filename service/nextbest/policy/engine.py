@@ -268,8 +268,14 @@ class Engine:
         if req.event_id:
             existing = await self.store.get(req.event_id)
             if existing is None and await self.store.used(req.event_id):
-                # used meanwhile: maybe this very request, raced in by another replica
+                # used: maybe by this very request, raced in by another replica meanwhile
                 existing = await self.store.get(req.event_id)
+                if existing is None:
+                    raise AlreadyExists(
+                        f"event {req.event_id!r} was used before (no longer kept); "
+                        "a new decision needs a new id",
+                        "event_id",
+                    )
             if existing is not None:
                 if existing.policy != req.policy:
                     raise AlreadyExists(
@@ -283,12 +289,6 @@ class Engine:
                         "event_id",
                     )
                 return existing  # a retried call: the same decision, not a second event
-            if await self.store.used(req.event_id):
-                raise AlreadyExists(
-                    f"event {req.event_id!r} was used before (no longer kept); "
-                    "a new decision needs a new id",
-                    "event_id",
-                )
         rt = self.policy(req.policy)
         candidates, masked = self._candidates(rt, req)
         masked_by_rules = rt.rules.mask(req.intent, req.context, candidates)

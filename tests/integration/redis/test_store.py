@@ -354,7 +354,7 @@ def test_a_pending_event_has_a_ttl_and_a_closed_one_becomes_a_tombstone(
             await wait_for(expired)
             assert await a.store.get("e1") is None
             assert await b.store.used("e1")
-            assert await a.client.pttl(keys.tombstone("e1")) > 29 * 86400 * 1000
+            assert await a.client.pttl(keys.tombstone("e1")) > 86400 * 1000 - 60_000  # a day
             with pytest.raises(NotFound):
                 await a.engine.explain("e1")
             with pytest.raises(AlreadyExists, match="used before"):
