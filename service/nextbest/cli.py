@@ -9,11 +9,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from nextbest import workers
 from nextbest.observability.logging import configure, get_logger
 from nextbest.policy.config import Config, load_config
 from nextbest.policy.errors import ConfigError
 from nextbest.simulate import command as simulate_command
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from nextbest.settings import ServerSettings
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -59,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         help="[NEXTBEST_LOG_LEVEL]",
     )
     _add_security_arguments(serve)
+    _add_redis_arguments(serve)
+    _add_workers_argument(serve)
     from nextbest import health
 
     health.add_arguments(
@@ -109,6 +118,37 @@ def _parser() -> argparse.ArgumentParser:
 
 def _flag(name: str) -> bool:
     return (_env(name) or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _add_redis_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--redis",
+        default=_env("REDIS_URL"),
+        help="Redis mode: redis://HOST:PORT (rediss:// for TLS) of a server or a cluster "
+        "node; the password in the URL or NEXTBEST_REDIS_PASSWORD [NEXTBEST_REDIS_URL]",
+    )
+    serve.add_argument(
+        "--role",
+        default=_env("ROLE", "all"),
+        help="Redis mode: server (answer DecisionService), learner (close windows, learn, "
+        "publish models) or all [NEXTBEST_ROLE]",
+    )
+    serve.add_argument(
+        "--model-publish-interval",
+        type=float,
+        default=_env("MODEL_PUBLISH_INTERVAL", "1.0"),  # a string: argparse applies `type`
+        help="Redis mode: seconds between model snapshots [NEXTBEST_MODEL_PUBLISH_INTERVAL]",
+    )
+
+
+def _add_workers_argument(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=_env("WORKERS", "1"),  # a string: argparse applies `type`
+        help="serving processes sharing the gRPC port, one /metrics (Redis mode; see README) "
+        "[NEXTBEST_WORKERS]",
+    )
 
 
 def _add_security_arguments(serve: argparse.ArgumentParser) -> None:
@@ -164,33 +204,48 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> ServerSettings:
+    """The settings of `serve`; pydantic's ValidationError when a value is wrong."""
+    from nextbest.settings import ServerSettings
+    from nextbest.store.durable import Durability
+
+    return ServerSettings(
+        config=args.config,
+        address=args.address,
+        metrics_address=args.metrics_address,
+        http_address=args.http_address or None,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+        durability=Durability(fsync=args.fsync),
+        auth_file=args.auth_file or None,
+        allow_unauthenticated=args.allow_unauthenticated,
+        tls_cert=args.tls_cert or None,
+        tls_key=args.tls_key or None,
+        tls_client_ca=args.tls_client_ca or None,
+        redis_url=args.redis or None,
+        role=args.role,
+        model_publish_interval=args.model_publish_interval,
+        workers=args.workers,
+        worker=workers.worker_index(),
+    )
+
+
+def _invalid(exc: ValidationError) -> str:
+    """Wrong settings in one line: one message per wrong value."""
+    return "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from nextbest.api.server import Server, settle_gc
-    from nextbest.settings import ServerSettings
-    from nextbest.store.durable import Durability
 
     log = get_logger("nextbest")
     try:
-        settings = ServerSettings(
-            config=args.config,
-            address=args.address,
-            metrics_address=args.metrics_address,
-            http_address=args.http_address or None,
-            data_dir=args.data_dir,
-            log_level=args.log_level,
-            durability=Durability(fsync=args.fsync),
-            auth_file=args.auth_file or None,
-            allow_unauthenticated=args.allow_unauthenticated,
-            tls_cert=args.tls_cert or None,
-            tls_key=args.tls_key or None,
-            tls_client_ca=args.tls_client_ca or None,
-        )
+        settings = _settings(args)
         server = Server(settings)
     except ValidationError as exc:  # the settings: one line per wrong value
-        reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        log.error("cannot_start", reason=reason)
+        log.error("cannot_start", reason=_invalid(exc))
         return 2
     except (ConfigError, OSError, ValueError) as exc:
         log.error("cannot_start", reason=str(exc))
@@ -201,6 +256,8 @@ async def _serve(args: argparse.Namespace) -> int:
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    if settings.worker is not None:  # held by the workers parent until now
+        workers.unblock_signals(signal.SIGTERM, signal.SIGINT)
     reloads: set[asyncio.Task[bool]] = set()  # held until done: the loop keeps weak refs
 
     def reload() -> None:
@@ -215,6 +272,8 @@ async def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, OSError, ValueError) as exc:
         log.error("cannot_start", reason=str(exc))
         return 2
+    if settings.worker is not None:  # a reload waits until there is a server to reload
+        workers.unblock_signals(signal.SIGHUP)
     settle_gc()
     signalled = asyncio.ensure_future(stopping.wait())
     failed = asyncio.ensure_future(server.failed.wait())
@@ -305,8 +364,34 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
+    worker = workers.worker_index()
+    if worker is not None and not workers.become_worker(worker):
+        return 1  # its workers parent is gone
+    if args.workers != 1:
+        return _run_workers(args, sys.argv[1:] if argv is None else argv)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(_serve(args))
+
+
+def _run_workers(args: argparse.Namespace, argv: list[str]) -> int:
+    """`serve --workers N`: check what can be checked here, then run the workers parent,
+    which starts N `serve` children with `argv` (see `nextbest.workers`)."""
+    from pydantic import ValidationError
+
+    log = get_logger("nextbest")
+    if args.workers < 1:
+        log.error("cannot_start", reason=f"--workers {args.workers}: give 1 or more")
+        return 2
+    try:
+        settings = _settings(args)
+        load_config(settings.config)
+    except ValidationError as exc:
+        log.error("cannot_start", reason=_invalid(exc))
+        return 2
+    except ConfigError as exc:
+        log.error("cannot_start", reason=str(exc))
+        return 2
+    return workers.run(settings, argv)
 
 
 def _has_uvloop() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -54,6 +55,24 @@ class ServerSettings(BaseModel):
     tls_client_ca: Path | None = Field(
         None, description="PEM CA bundle: require client certificates it signed (mTLS)"
     )
+    redis_url: str | None = Field(
+        None, description="Redis mode: redis:// or rediss:// URL of a server or cluster node"
+    )
+    role: Literal["all", "server", "learner"] = Field(
+        "all", description="Redis mode: answer DecisionService, learn, or both"
+    )
+    model_publish_interval: float = Field(
+        1.0, gt=0, description="Redis mode: seconds between model snapshots (learner) and checks"
+    )
+    workers: int = Field(
+        1, ge=1, description="serving processes sharing the gRPC port (Redis mode), one /metrics"
+    )
+    worker: int | None = Field(
+        None,
+        ge=0,
+        description="set by a --workers parent in each child: its index; the child shares the "
+        "gRPC port (SO_REUSEPORT) and serves no /metrics (the parent serves them all)",
+    )
 
     @field_validator("address", "metrics_address")
     @classmethod
@@ -74,6 +93,46 @@ class ServerSettings(BaseModel):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS)")
+        return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from nextbest.store.redis.connection import check_url
+
+            check_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _role(self) -> ServerSettings:
+        if self.role != "all" and self.redis_url is None:
+            raise ValueError(
+                f"--role {self.role} needs --redis (roles split one process's work between "
+                "processes that share Redis)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _workers(self) -> ServerSettings:
+        if self.workers == 1:
+            return self
+        flag = f"--workers {self.workers}"
+        if self.redis_url is None:
+            raise ValueError(
+                f"{flag} needs --redis (embedded mode has one data dir, owned by one process)"
+            )
+        if split_address(self.address)[1] == 0:
+            raise ValueError(
+                f"{flag} needs a fixed --address port (with port 0 each worker would listen "
+                "on a port of its own)"
+            )
+        if self.role == "learner":
+            raise ValueError(f"{flag} runs serving processes: not with --role learner")
+        if self.http_address is not None:
+            raise ValueError(
+                f"{flag} does not serve --http-address (one process does): leave it off"
+            )
         return self
 
     @field_validator("log_level")

@@ -8,7 +8,7 @@ import contextlib
 import gc
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,18 +29,24 @@ from nextbest.policy.config import Config, load_config
 from nextbest.policy.control import Control, ReloadVerdict
 from nextbest.policy.engine import Engine, PreparedConfig
 from nextbest.policy.errors import ConfigError, DecisionError
+from nextbest.policy.model import Model
+from nextbest.policy.ports import EventStore
 from nextbest.settings import ServerSettings, split_address
 from nextbest.store.control import ControlFiles
-from nextbest.store.durable import CheckpointJob, open_store
+from nextbest.store.durable import CheckpointJob, DurableStore, open_store
 from nextbest.store.lock import DataDirError
 from nextbest_client.v1 import decision_pb2
 
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python's default: 700)
+if TYPE_CHECKING:
+    from nextbest.api.redis_mode import RedisMode
+
 SERVICE_NAME = decision_pb2.DESCRIPTOR.services_by_name["DecisionService"].full_name
 
 
 class Server:
-    """One nextbest process in embedded mode. `start()`, then `stop()`; ports after start."""
+    """One nextbest process, embedded (the default) or in Redis mode (`redis_url`, see
+    `api.redis_mode`). `start()`, then `stop()`; ports after start."""
 
     def __init__(self, settings: ServerSettings, config: Config | None = None) -> None:
         self.settings = settings
@@ -50,8 +56,47 @@ class Server:
         self.authorize = self._authorizer(settings)
         check_exposure(settings, self.authorize)  # the Personalizer API's address
         config = config if config is not None else load_config(settings.config)
+        self._config = config
+        # Redis mode: events live in Redis, the learner owns the data dir (see redis_mode).
+        self.redis: RedisMode | None = None
+        if settings.redis_url is not None:  # imported here: embedded mode never loads redis
+            from nextbest.api.redis_mode import RedisMode
+
+            self.redis = RedisMode(settings)
+        self.store: DurableStore | None = None
+        if self.redis is None:
+            store, models = self._open_data_dir(config)
+            self.store = store
+        self.control_files = ControlFiles(Path(settings.data_dir), self.store)
         try:
-            self.store, models, recovery = open_store(
+            self._overrides = self.control_files.load_overrides()
+        except ConfigError:
+            if self.store is not None:
+                self.store.close_files()  # and its data-dir lock
+            raise
+        if self.store is not None:
+            self._build(config, self.store, models, learns=True)
+        self.port = 0
+        self.metrics_port = 0
+        self.http_port = 0  # the Personalizer-compatible REST API (--http-address), if on
+        self._personalizer: PersonalizerHttp | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._http: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._health = health.aio.HealthServicer()
+        self._reloading = asyncio.Lock()
+        self._checkpointed_at = time.monotonic()
+        self._checkpoint_backoff = 0.0  # seconds; doubles after each failed checkpoint
+        self._checkpoint_retry_at = 0.0  # monotonic time before which none is tried
+        self._checkpointing: asyncio.Task[None] | None = None  # its files being written
+        self._failure_reported = False
+        self.failed = asyncio.Event()  # set when the data dir failed: the process should stop
+
+    def _open_data_dir(self, config: Config) -> tuple[DurableStore, dict[str, Model]]:
+        """Embedded mode: open (and lock) the data dir, recovering what it holds."""
+        settings = self.settings
+        try:
+            store, models, recovery = open_store(
                 Path(settings.data_dir),
                 config,
                 settings.durability,
@@ -77,20 +122,20 @@ class Server:
             )
         for problem in recovery.problems:
             self.log.warning("checkpoint_skipped", reason=problem)
-        self.control_files = ControlFiles(Path(settings.data_dir), self.store)
-        try:
-            overrides = self.control_files.load_overrides()
-        except ConfigError:
-            self.store.close_files()  # and its data-dir lock
-            raise
+        return store, models
+
+    def _build(
+        self, config: Config, store: EventStore, models: dict[str, Model], learns: bool
+    ) -> None:
         self.engine = Engine(
             config,
-            self.store,
+            store,
             Telemetry(self.metrics, lambda policy: self.engine.policies[policy].catalog),
             time.time,
-            settings.limits,
+            self.settings.limits,
             models=models,
-            overrides=overrides,
+            overrides=self._overrides,
+            learns=learns,
         )
         self.control = Control(
             self.engine, self.control_files, time.time, AuditTelemetry(self.metrics)
@@ -99,31 +144,29 @@ class Server:
             self.engine.pending_counts,
             lambda: {name: rt.model.version for name, rt in self.engine.policies.items()},
         )
-        self.port = 0
-        self.metrics_port = 0
-        self.http_port = 0  # the Personalizer-compatible REST API (--http-address), if on
-        self._personalizer: PersonalizerHttp | None = None
-        self._grpc: grpc.aio.Server | None = None
-        self._http: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._health = health.aio.HealthServicer()
-        self._reloading = asyncio.Lock()
-        self._checkpointed_at = time.monotonic()
-        self._checkpoint_backoff = 0.0  # seconds; doubles after each failed checkpoint
-        self._checkpoint_retry_at = 0.0  # monotonic time before which none is tried
-        self._checkpointing: asyncio.Task[None] | None = None  # its files being written
-        self._failure_reported = False
-        self.failed = asyncio.Event()  # set when the data dir failed: the process should stop
+
+    async def _commit(self) -> None:
+        """Durable before the answer: the data dir's commit (fsync=always), or nothing in
+        Redis mode, where Redis's own persistence (AOF) decides (see README)."""
+        if self.store is not None:
+            await self.store.commit()
 
     async def start(self) -> None:
+        if self.redis is not None:
+            store = await self.redis.open()
+            self._build(self._config, store, {}, learns=False)
         limit = self.settings.max_receive_message_bytes
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
-        add_decision_service(
-            DecisionServicer(self.engine, self.metrics, self.store.commit),
-            server,
-            self.metrics,
-            authorize=self.authorize,
-        )
+        options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", limit)]
+        if self.settings.worker is not None:  # a --workers child: the workers share the port
+            options.append(("grpc.so_reuseport", 1))
+        server = grpc.aio.server(options=options)
+        if self.redis is None or self.redis.serves:
+            add_decision_service(
+                DecisionServicer(self.engine, self.metrics, self._commit),
+                server,
+                self.metrics,
+                authorize=self.authorize,
+            )
         add_service(
             server,
             ADMIN_SERVICE,
@@ -151,14 +194,15 @@ class Server:
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {self.settings.address}")
         mhost, mport = split_address(self.settings.metrics_address)
-        self._http = serve_metrics(self.metrics.registry, mhost, mport)
-        self.metrics_port = self._http.server_port
+        if self.settings.worker is None:  # a --workers child: its parent serves /metrics
+            self._http = serve_metrics(self.metrics.registry, mhost, mport)
+            self.metrics_port = self._http.server_port
         if self.settings.http_address:
             self._personalizer = await PersonalizerHttp.start(
                 self.settings,
                 self.engine,
                 self.control,
-                self.store.commit,
+                self._commit,
                 self.authorize,
                 self.metrics,
             )
@@ -167,14 +211,17 @@ class Server:
         self._grpc = server
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._tasks = [
-            asyncio.create_task(self._join_clock(), name="nextbest-joins"),
-            asyncio.create_task(self.store.sync_periodically(), name="nextbest-fsync"),
-        ]
+        self._tasks = []
+        if self.store is not None:
+            self._tasks.append(asyncio.create_task(self.store.sync_periodically(), name="fsync"))
+        if self.redis is not None:
+            self.redis.start(self.engine, self._config)
+        if self.redis is None or self.redis.learns:  # in Redis mode: the closer of windows
+            self._tasks.append(asyncio.create_task(self._join_clock(), name="nextbest-joins"))
         self.log.info(
             "serving",
             grpc_address=f"{host}:{self.port}",
-            metrics_address=f"{mhost}:{self.metrics_port}",
+            metrics_address=f"{mhost}:{self.metrics_port}" if self._http is not None else None,
             http_address=(
                 f"{split_address(self.settings.http_address)[0]}:{self.http_port}"
                 if self.settings.http_address
@@ -250,7 +297,7 @@ class Server:
             except Exception:  # a bug must not stop learning for good; it is logged loudly
                 self.log.exception("join_clock_failed")
                 closed = 0
-            if self.store.failure is not None and not self._failure_reported:
+            if self.store is not None and self.store.failure and not self._failure_reported:
                 # An fsync failed: the store refuses writes until a restart recovers from
                 # what the disk holds; say so, turn health to NOT_SERVING, and stop (`nextbest
                 # serve` then exits 1, for a supervisor to restart it).
@@ -266,8 +313,8 @@ class Server:
         failure, not before its back-off ends. Forced (at shutdown), or off a running loop
         (a script), the whole checkpoint is done before this returns."""
         now = time.monotonic()
-        if not force and now < self._checkpoint_retry_at:
-            return None
+        if self.store is None or (not force and now < self._checkpoint_retry_at):
+            return None  # Redis mode: the learner checkpoints
         new = self.store.unsaved(self.engine.models())  # per policy: reloads change models
         due = now - self._checkpointed_at >= self.settings.checkpoint_interval
         if new > 0 and (force or due or new >= self.settings.checkpoint_every):
@@ -280,6 +327,8 @@ class Server:
     def checkpoint(self) -> None:
         """Save every model that learned since its last checkpoint (atomically), all of it
         now, on this thread (after a checkpoint still being written)."""
+        if self.store is None:
+            return  # Redis mode: the learner checkpoints
         try:
             saved = self.store.checkpoint(self.engine.models())
         except OSError as exc:  # disk full: keep serving; the journal and logs still hold all
@@ -292,17 +341,18 @@ class Server:
         taken here, on the loop (VW is not thread-safe); a thread writes the files, and the
         task returned ends when it has. None if one is still being written (one at a time:
         this one is then left to the next tick) or this one could not start."""
-        if self._checkpointing is not None and not self._checkpointing.done():
+        store = self.store
+        if store is None or (self._checkpointing is not None and not self._checkpointing.done()):
             return None
         loop = asyncio.get_running_loop()
         try:
-            job = self.store.begin_checkpoint(self.engine.models())
+            job = store.begin_checkpoint(self.engine.models())
         except OSError as exc:
             self._checkpoint_failed(exc)
             return None
         # Handed to the thread now, not when the task first runs: a rollback in between
         # waits for this checkpoint (see `DurableStore.begin_checkpoint`).
-        written = loop.run_in_executor(None, self.store.write_checkpoint, job)
+        written = loop.run_in_executor(None, store.write_checkpoint, job)
         self._checkpointing = asyncio.create_task(
             self._end_checkpoint(job, written), name="nextbest-checkpoint"
         )
@@ -310,6 +360,7 @@ class Server:
 
     async def _end_checkpoint(self, job: CheckpointJob, written: asyncio.Future[None]) -> None:
         await written
+        assert self.store is not None
         try:
             saved = self.store.end_checkpoint(job)
         except OSError as exc:
@@ -409,10 +460,13 @@ class Server:
         if self._checkpointing is not None:
             await self._checkpointing  # its thread writes no file once the files close
         self._maybe_checkpoint(force=True)
-        try:
-            self.store.close_files()
-        except OSError as exc:  # a failed fsync: recovery will read what the disk holds
-            self.log.error("close_failed", reason=exc.strerror or str(exc))
+        if self.store is not None:
+            try:
+                self.store.close_files()
+            except OSError as exc:  # a failed fsync: recovery will read what the disk holds
+                self.log.error("close_failed", reason=exc.strerror or str(exc))
+        if self.redis is not None:
+            await self.redis.close()  # the learner checkpoints and gives up its lease
         self.engine.close()
         self.log.info("stopped")
 

@@ -2,15 +2,22 @@
 
 Label values come from the config or from fixed sets, never from callers (each new value
 is a new series, kept forever): an inline action is counted as INLINE_ACTION.
+
+Multiprocess mode (`nextbest serve --workers N`): the parent sets PROMETHEUS_MULTIPROC_DIR
+for its children, so prometheus-client keeps each child's values in files there and the
+parent serves them all, merged (counters and histograms summed; each gauge as its
+`multiprocess_mode` says). The scrape-time collector of pending counts and model versions
+cannot reach into the children: there, each child sets them as gauges every second.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -28,6 +35,15 @@ CONFIG_RELOAD = "reload"  # the kind of config change a SIGHUP makes
 # Kinds exported at 0 from a policy's start, so that `increase()` sees their first change
 # (others, if any, appear at their first change).
 CONFIG_KINDS = (CONFIG_RELOAD, "exploration", "mode", "clear", "rollback")
+STATE_EVERY = 1.0  # multiprocess mode: seconds between settings of the engine-state gauges
+_PENDING_HELP = "Events waiting for their reward window"
+_VERSION_HELP = "Version of the model serving each policy: the number of events it learned"
+
+
+def multiprocess() -> bool:
+    """Whether prometheus-client keeps values in PROMETHEUS_MULTIPROC_DIR (decided when it
+    was first imported: the variable must be set before)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
 class _EngineState(Collector):
@@ -40,20 +56,70 @@ class _EngineState(Collector):
         self._versions = versions
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pending = GaugeMetricFamily(
-            "nextbest_pending_events", "Events waiting for their reward window", labels=["policy"]
-        )
+        pending = GaugeMetricFamily("nextbest_pending_events", _PENDING_HELP, labels=["policy"])
         for policy, n in sorted(self._pending().items()):
             pending.add_metric([policy], n)
         yield pending
-        version = GaugeMetricFamily(
-            "nextbest_model_version",
-            "Version of the model serving each policy: the number of events it learned",
-            labels=["policy"],
-        )
+        version = GaugeMetricFamily("nextbest_model_version", _VERSION_HELP, labels=["policy"])
         for policy, value in sorted(self._versions().items()):
             version.add_metric([policy], float(value))
         yield version
+
+
+class _SharedEngineState:
+    """Multiprocess mode: the same gauges as `_EngineState`, set every `STATE_EVERY` seconds
+    by a thread (as the scrape-time collector, it reads the engine off the loop).
+
+    Redis mode shares pending events, so every worker reads the same counts: the parent
+    shows the largest (`livemax`), not their sum. A model version is the oldest any live
+    worker serves (`livemin`): one worker left behind shows. Multiprocess gauges cannot drop
+    a label: the pending count of a policy removed by a reload turns 0."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        pending: Callable[[], dict[str, int]],
+        versions: Callable[[], dict[str, str]],
+    ) -> None:
+        self._pending = pending
+        self._versions = versions
+        self._pending_gauge = Gauge(
+            "nextbest_pending_events",
+            _PENDING_HELP,
+            ["policy"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self._version_gauge = Gauge(
+            "nextbest_model_version",
+            _VERSION_HELP,
+            ["policy"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self._shown: set[str] = set()
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="nextbest-state")
+        self._thread.start()
+
+    def refresh(self) -> None:
+        pending = self._pending()
+        for policy in self._shown - pending.keys():
+            self._pending_gauge.labels(policy).set(0)
+        for policy, n in pending.items():
+            self._pending_gauge.labels(policy).set(n)
+        self._shown = set(pending)
+        for policy, version in self._versions().items():
+            self._version_gauge.labels(policy).set(float(version))
+
+    def _run(self) -> None:
+        log = get_logger("nextbest")
+        while True:  # a daemon thread: it ends with the process
+            time.sleep(STATE_EVERY)
+            try:
+                self.refresh()
+            except Exception:  # a bug: logged; the last values stay until the next second
+                log.exception("metrics_refresh_failed")
 
 
 class Metrics:
@@ -61,6 +127,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.multiprocess = multiprocess()
+        self._shared_state: _SharedEngineState | None = None
         r = self.registry
         self.decisions = Counter(
             "nextbest_decisions",
@@ -106,6 +174,7 @@ class Metrics:
             "Exploration ε in force ('*': intents without an override)",
             ["policy", "intent"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.apprentice = Counter(
             "nextbest_apprentice_decisions",
@@ -153,6 +222,7 @@ class Metrics:
             "process started or the policy was added: that time)",
             ["policy"],
             registry=r,
+            multiprocess_mode="max",
         )
         self.config_changes = Counter(
             "nextbest_config_changes",
@@ -167,7 +237,10 @@ class Metrics:
         self, pending: Callable[[], dict[str, int]], versions: Callable[[], dict[str, str]]
     ) -> None:
         """Export the engine's pending joins and model versions (learned counts, as
-        strings), read at scrape time."""
+        strings), read at scrape time (multiprocess mode: set every `STATE_EVERY` seconds)."""
+        if self.multiprocess:
+            self._shared_state = _SharedEngineState(self.registry, pending, versions)
+            return
         self.registry.register(_EngineState(pending, versions))
 
     def child(self, metric: Any, *labels: str) -> Any:

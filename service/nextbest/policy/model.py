@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,16 @@ class Model:
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"vw_args {vw_args!r}: VW refused them: {exc}") from None
         self.learned = learned
+
+    @classmethod
+    def from_bytes(cls, vw_args: str, data: bytes, learned: int) -> Model:
+        """A model from the bytes `snapshot` (or `save`) gave, with its learned count: a
+        published model, loaded in another process. VW loads only from a path, so the bytes
+        go through a private temporary file. ConfigError if VW cannot load them."""
+        with tempfile.TemporaryDirectory(prefix="nextbest-model-") as scratch:
+            path = Path(scratch) / "model.vw"
+            path.write_bytes(data)
+            return cls(vw_args, initial=path, learned=learned)
 
     @property
     def version(self) -> str:

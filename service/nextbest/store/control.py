@@ -29,9 +29,20 @@ AUDIT = "audit.jsonl"
 
 
 class ControlFiles:
-    def __init__(self, data_dir: Path, store: DurableStore) -> None:
+    def __init__(self, data_dir: Path, store: DurableStore | None) -> None:
+        """`store`: the data dir's store, whose checkpoints a rollback serves; None in
+        Redis mode, where models come from the learner and rollback is refused."""
         self.data_dir = data_dir
-        self.store = store
+        self._store = store
+
+    @property
+    def store(self) -> DurableStore:
+        if self._store is None:
+            raise FailedPrecondition(
+                "rollback is not available in Redis mode: serving replicas take the "
+                "learner's published models"
+            )
+        return self._store
 
     # -- overrides -----------------------------------------------------------------------------
 
@@ -80,6 +91,8 @@ class ControlFiles:
     # -- models --------------------------------------------------------------------------------
 
     def checkpoints(self, policy: str) -> list[Checkpoint]:
+        if self._store is None:
+            return []
         found: list[Checkpoint] = []
         seen: set[str] = set()
         for _, manifest in self.store.checkpoints(policy).manifests():

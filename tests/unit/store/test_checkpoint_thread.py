@@ -237,6 +237,7 @@ def test_a_checkpoint_due_while_one_is_written_waits_for_the_next_tick(
         server = make_server(tmp_path / "data", checkpoint_every=1)
         clock = server.engine.clock = Clock()
         begun: list[int] = []
+        assert server.store is not None  # embedded mode
         begin = server.store.begin_checkpoint
 
         def counted(models: Any) -> Any:

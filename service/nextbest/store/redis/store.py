@@ -62,7 +62,6 @@ from nextbest.store.redis import keys, scripts
 from nextbest.store.redis.connection import Client
 
 MAX_EVENT_BYTES = 1 << 20  # one event's bytes: a hash value Redis copies on every read
-STREAM_MAXLEN = 1_000_000  # joined events kept on a stream (approximately): the learner's slack
 
 Command = tuple[str | bytes | int | float, ...]
 
@@ -301,7 +300,7 @@ class RedisEventStore:
     async def _stream(self, event: Event, joined: Event) -> None:
         due, stream = keys.due(event.policy), keys.joined(event.policy)
         key = keys.event(event.event_id)
-        args = (event.event_id, codec.encode(joined), STREAM_MAXLEN)
+        args = (event.event_id, codec.encode(joined))
         with _reaching_redis():
             if self._cluster:  # the stream, then the mark: in this order, on two nodes
                 await self._gate(keys=[due, stream], args=args)

@@ -1,0 +1,105 @@
+"""What a process runs in Redis mode, beside gRPC: the shared join (the engine's store),
+the model follower (serving roles: the replica's models are the learner's latest
+snapshots), and the learner with the join closer (learner roles).
+
+Roles: `server` answers DecisionService and closes `earliest` joins in the Reward call;
+`learner` closes the joins whose window ended, learns every closed join from the stream,
+writes the DSJSON decision log and checkpoints in its data dir, and publishes models;
+`all` does both in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from nextbest.observability.logging import get_logger
+from nextbest.policy.config import Config
+from nextbest.policy.engine import Engine
+from nextbest.settings import ServerSettings
+from nextbest.store.redis.connection import Client, connect, shown
+from nextbest.store.redis.learner import Learner
+from nextbest.store.redis.models import ModelFollower
+from nextbest.store.redis.store import RedisEventStore
+
+COUNTS_EVERY = 1.0  # seconds between refreshes of the pending counts /metrics shows
+
+
+class RedisMode:
+    """Open with `open()`, hand `store` to the engine, then `start(engine)`; `close()`."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        assert settings.redis_url is not None
+        self.settings = settings
+        self.url = settings.redis_url
+        self.log = get_logger("nextbest.redis")
+        self.client: Client | None = None
+        self.store: RedisEventStore | None = None
+        self.learner: Learner | None = None
+        self.follower: ModelFollower | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def serves(self) -> bool:
+        return self.settings.role in ("all", "server")
+
+    @property
+    def learns(self) -> bool:
+        return self.settings.role in ("all", "learner")
+
+    async def open(self, policies: Engine | None = None) -> RedisEventStore:
+        """Connect; OSError naming the URL (without its password) if Redis cannot be
+        reached at start."""
+        try:
+            self.client = await connect(self.url)
+            await self.client.ping()
+        except Exception as exc:
+            raise OSError(f"--redis {shown(self.url)}: cannot reach Redis: {exc}") from None
+        self._engine: Engine | None = None
+        self.store = RedisEventStore(self.client, self._policies)
+        return self.store
+
+    def _policies(self) -> list[str]:
+        return sorted(self._engine.policies) if self._engine is not None else []
+
+    def start(self, engine: Engine, config: Config) -> None:
+        """The background work of this role (the engine is the one built on `store`)."""
+        assert self.client is not None
+        assert self.store is not None
+        self._engine = engine
+        self._tasks.append(asyncio.create_task(self._counts(), name="nextbest-redis-counts"))
+        if self.serves:
+            self.follower = ModelFollower(
+                self.client, engine, interval=self.settings.model_publish_interval
+            )
+            self._tasks.append(asyncio.create_task(self.follower.run(), name="nextbest-models"))
+        if self.learns:
+            self.learner = Learner(
+                self.client,
+                config,
+                Path(self.settings.data_dir),
+                self.settings.durability,
+                publish_interval=self.settings.model_publish_interval,
+                checkpoint_every=self.settings.checkpoint_every,
+                checkpoint_interval=self.settings.checkpoint_interval,
+            )
+            self._tasks.append(asyncio.create_task(self.learner.run(), name="nextbest-learner"))
+        self.log.info("redis_mode", redis=shown(self.url), role=self.settings.role)
+
+    async def _counts(self) -> None:
+        assert self.store is not None
+        while True:
+            with contextlib.suppress(Exception):  # a Redis outage: the last counts stay
+                await self.store.refresh_counts()
+            await asyncio.sleep(COUNTS_EVERY)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.learner is not None:
+            await self.learner.stop()
+        if self.client is not None:
+            await self.client.aclose()
