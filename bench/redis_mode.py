@@ -49,6 +49,7 @@ from _common import (
     process_cpu_seconds,
     render,
 )
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
@@ -136,12 +137,12 @@ def serve(
 def _wait_ready(address: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     with grpc.insecure_channel(address) as channel:
-        stub = rpc.DecisionServiceStub(channel)
+        stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the server on {address} exited {process.returncode}")
             try:
-                stub.Decide(pb.DecideRequest(policy=POLICY, intent="warmup"), timeout=2)
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=2)  # every role has it
                 return
             except grpc.RpcError:
                 if time.monotonic() > deadline:
@@ -211,6 +212,7 @@ async def throughput(
 
 def learner_rate(root: Path, redis_url: str, events: int) -> float:
     """Joined events learned per second from the stream, by `Learner` in this process."""
+    from nextbest.observability.logging import configure
     from nextbest.policy.config import load_config
     from nextbest.policy.engine import Engine
     from nextbest.policy.events import JoinStatus
@@ -223,6 +225,7 @@ def learner_rate(root: Path, redis_url: str, events: int) -> float:
     from nextbest.store.redis.connection import connect
     from nextbest.store.redis.learner import Learner
 
+    configure("warning")
     config = load_config(DEFAULT_CONFIG)
     engine = Engine(config, MemoryStore(), NullListener(), time.time, learns=False)
     contexts = make_requests(256)
