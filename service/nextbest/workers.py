@@ -54,8 +54,9 @@ class Workers:
         self.children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # pid → (index, …)
         self.codes: dict[int, int] = {}  # index → exit code
         self.stop_signal: int | None = None  # the signal that asked the set to stop
-        self.failed = False  # a child exited on its own
-        self.metrics_dir = ""
+        self.failed = False  # a child exited on its own (or one could not be started)
+        self.unstarted = False  # a child could not be started: exit 2, as `cannot_start` does
+        self.metrics_dir = ""  # PROMETHEUS_MULTIPROC_DIR of the children
 
     def command(self, index: int) -> list[str]:
         """The child's command line: the parent's, then what the child must run as (argparse
@@ -70,10 +71,10 @@ class Workers:
 
         from nextbest.observability.http import serve_metrics
 
-        metrics_dir = self.metrics_dir = tempfile.mkdtemp(prefix="nextbest-metrics-")
+        self.metrics_dir = tempfile.mkdtemp(prefix="nextbest-metrics-")
         try:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+            multiprocess.MultiProcessCollector(registry, path=self.metrics_dir)  # type: ignore[no-untyped-call]
             host, port = split_address(self.settings.metrics_address)
             try:
                 http = serve_metrics(registry, host, port)
@@ -85,20 +86,20 @@ class Workers:
                 )
                 return 2
             try:
-                return self._supervise(metrics_dir, f"{host}:{http.server_port}")
+                return self._supervise(f"{host}:{http.server_port}")
             finally:
                 http.shutdown()
         finally:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
-    def _supervise(self, metrics_dir: str, metrics_address: str) -> int:
+    def _supervise(self, metrics_address: str) -> int:
         previous = {sig: signal.signal(sig, self._signalled) for sig in FORWARDED}
         try:
             try:
-                self._start(metrics_dir)
+                self._start()
             except OSError as exc:
                 self.log.error("cannot_start", reason=f"cannot start a worker: {exc}")
-                self.failed = True
+                self.failed = self.unstarted = True
                 self._forward(signal.SIGTERM)
             else:
                 self.log.info(
@@ -116,10 +117,10 @@ class Workers:
                 signal.signal(sig, handler)
         return self._exit_code()
 
-    def _start(self, metrics_dir: str) -> None:
+    def _start(self) -> None:
         env = {
             **os.environ,
-            MULTIPROC_ENV: metrics_dir,
+            MULTIPROC_ENV: self.metrics_dir,
             PARENT_ENV: str(os.getpid()),
             "NEXTBEST_WORKERS": "1",
         }
@@ -181,7 +182,7 @@ class Workers:
         codes = [_shell_code(code, self.stop_signal) for code in self.codes.values()]
         worst = max(codes, default=0)
         if self.failed:
-            worst = max(worst, 1)
+            worst = max(worst, 2 if self.unstarted else 1)
         self.log.info(
             "stopped",
             signal=signal.Signals(self.stop_signal).name if self.stop_signal else None,
@@ -196,7 +197,7 @@ def _shell_code(code: int, stop_signal: int | None) -> int:
     by the very signal that stopped the set stopped as asked."""
     if code >= 0:
         return code
-    if stop_signal is not None and -code in (stop_signal, *STOPS):
+    if stop_signal is not None and -code in STOPS:
         return 0
     return 128 - code
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+from nextbest import tasks
 from nextbest.observability.logging import get_logger
 from nextbest.policy.config import Config
 from nextbest.policy.engine import Engine
@@ -95,10 +96,7 @@ class RedisMode:
             await asyncio.sleep(COUNTS_EVERY)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.stop(self._tasks)
         if self.learner is not None:
             await self.learner.stop()
         if self.client is not None:

@@ -4,7 +4,6 @@ durability (fsync, checkpoints) and graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from nextbest import tasks
 from nextbest.api.admin import METHODS as ADMIN_METHODS
 from nextbest.api.admin import SERVICE as ADMIN_SERVICE
 from nextbest.api.admin import AdminServicer
@@ -450,10 +450,7 @@ class Server:
             await self._grpc.stop(self.settings.grace)
         if self._personalizer is not None:
             await self._personalizer.stop()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await tasks.stop(self._tasks)
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

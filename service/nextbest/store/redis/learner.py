@@ -82,6 +82,7 @@ from nextbest.store.files import write_atomic
 from nextbest.store.ids import IdIndex, digest
 from nextbest.store.redis import keys
 from nextbest.store.redis.connection import Client
+from nextbest.tasks import stop as stop_tasks
 
 T = TypeVar("T")
 
@@ -259,9 +260,7 @@ class Learner:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
 
     def learned(self, policy: str) -> int:
         model = self._models.get(policy)

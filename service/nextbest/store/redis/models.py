@@ -23,6 +23,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from nextbest import tasks
 from nextbest.observability.logging import get_logger
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import ConfigError
@@ -72,9 +73,7 @@ class ModelFollower:
                     await asyncio.wait_for(self._wake.wait(), self.interval)
                 self._wake.clear()
         finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+            await tasks.stop([listening])
 
     async def check(self) -> None:
         """Swap in each configured policy's published model, if it is not the one in force."""
