@@ -1,0 +1,259 @@
+"""deploy/k8s/redis-mode and deploy/compose.redis-mode.yaml: valid (Kubernetes 1.33 schemas,
+the Compose Specification) and wired as Redis mode needs: Redis with AOF, serving replicas in
+role server, one learner per data dir on a persistent volume, the HPA and PDB on the serving
+pods, and only environment variables `nextbest serve` reads."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from tests.deploy.conftest import DEPLOY, ROOT, venv_tool
+from tests.deploy.test_manifests import COMPOSE_SCHEMA, K8S, KUBERNETES, by_kind, resources
+
+REDIS_MODE = K8S / "redis-mode"
+COMPOSE = DEPLOY / "compose.redis-mode.yaml"
+REDIS_URL = "redis://redis:6379/0"
+SERVING = {"app.kubernetes.io/name": "nextbest", "app.kubernetes.io/component": "serving"}
+
+
+def serve_env_names() -> set[str]:
+    """Every NEXTBEST_ variable `nextbest serve` reads: the `_env("...")` names in cli.py."""
+    cli = (ROOT / "service" / "nextbest" / "cli.py").read_text()
+    names = {f"NEXTBEST_{n}" for n in re.findall(r'_env\("([A-Z_]+)"', cli)}
+    names |= {f"NEXTBEST_{n}" for n in re.findall(r'_flag\("([A-Z_]+)"', cli)}
+    names.add("NEXTBEST_REDIS_PASSWORD")  # read by the Redis connection, named in --help
+    return names
+
+
+def objects() -> dict[tuple[str, str], dict[str, Any]]:
+    return by_kind(REDIS_MODE)
+
+
+def container(workload: dict[str, Any]) -> dict[str, Any]:
+    (only,) = workload["spec"]["template"]["spec"]["containers"]
+    found: dict[str, Any] = only
+    return found
+
+
+def env(workload: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(workload)["env"]}
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def test_kubernetes_objects_are_valid() -> None:
+    checked = 0
+    for path, doc in resources(REDIS_MODE):
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            name = f"{doc['kind']}/{doc['metadata']['name']}"
+            pytest.fail(f"{path.relative_to(ROOT)} {name}: {exc.message} at {list(exc.path)}")
+        checked += 1
+    assert checked >= 10
+
+
+def test_kustomize_builds_the_directory() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is missing")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(REDIS_MODE)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    built = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(done.stdout) if d}
+    assert built == set(objects())
+
+
+def test_the_copied_base_files_are_the_base_files() -> None:
+    for name in ("namespace.yaml", "policies.yaml", "auth.yaml"):
+        assert (REDIS_MODE / name).read_text() == (K8S / name).read_text(), f"copy ../{name}"
+
+
+def test_redis_runs_with_aof_on_a_persistent_volume_behind_service_redis() -> None:
+    found = objects()
+    redis = found[("StatefulSet", "redis")]
+    (box,) = redis["spec"]["template"]["spec"]["containers"]
+    assert box["image"] == "redis:7.4"
+    args = " ".join(box["args"])
+    assert "--appendonly yes" in args
+    assert "--appendfsync everysec" in args
+    (claim,) = redis["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in box["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == "/data"
+    service = found[("Service", "redis")]["spec"]
+    labels = redis["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"].items() <= labels.items()
+    assert [p["port"] for p in service["ports"]] == [6379]
+    policy = found[("NetworkPolicy", "redis")]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    (allowed,) = policy["ingress"][0]["from"]
+    for workload in (found[("Deployment", "nextbest")], found[("StatefulSet", "nextbest-learner")]):
+        pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert allowed["podSelector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_serving_is_stateless_replicas_in_role_server() -> None:
+    found = objects()
+    serving = found[("Deployment", "nextbest")]
+    spec = serving["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    variables = env(serving)
+    assert variables["NEXTBEST_ROLE"] == "server"
+    assert variables["NEXTBEST_REDIS_URL"] == REDIS_URL
+    pod = spec["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in container(serving)["volumeMounts"]}
+    assert variables["NEXTBEST_DATA_DIR"] == mounts["data"]
+    assert "emptyDir" in volumes["data"]  # control files only
+    assert not any("persistentVolumeClaim" in v for v in volumes.values())
+    assert "PersistentVolumeClaim" not in {kind for kind, _ in found}
+    assert variables["NEXTBEST_AUTH_FILE"].startswith(mounts["auth"] + "/")
+    assert variables["NEXTBEST_CONFIG"].startswith(mounts["policies"] + "/")
+    assert spec["template"]["metadata"]["labels"] == SERVING
+    service = found[("Service", "nextbest")]["spec"]
+    assert service["selector"] == SERVING
+    ports = {p["name"] for p in container(serving)["ports"]}
+    assert {p["targetPort"] for p in service["ports"]} == ports == {"grpc", "metrics"}
+
+
+def test_serving_keeps_the_embedded_deployments_probes_and_security_context() -> None:
+    embedded = by_kind(K8S)[("Deployment", "nextbest")]
+    serving = objects()[("Deployment", "nextbest")]
+    assert (
+        serving["spec"]["template"]["spec"]["securityContext"]
+        == (embedded["spec"]["template"]["spec"]["securityContext"])
+    )
+    for key in ("startupProbe", "readinessProbe", "livenessProbe", "securityContext", "image"):
+        assert container(serving)[key] == container(embedded)[key], key
+
+
+def test_the_learner_runs_role_learner_on_its_own_persistent_volume() -> None:
+    found = objects()
+    learner = found[("StatefulSet", "nextbest-learner")]
+    spec = learner["spec"]
+    assert spec["replicas"] in (1, 2)  # 2: a standby, on its own claim
+    variables = env(learner)
+    assert variables["NEXTBEST_ROLE"] == "learner"
+    assert variables["NEXTBEST_REDIS_URL"] == REDIS_URL
+    assert "NEXTBEST_WORKERS" not in variables  # refused with --role learner
+    (claim,) = spec["volumeClaimTemplates"]  # one PVC per pod: one learner per data dir
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    mounts = {m["name"]: m["mountPath"] for m in container(learner)["volumeMounts"]}
+    assert variables["NEXTBEST_DATA_DIR"] == mounts[claim["metadata"]["name"]]
+    pod = spec["template"]["spec"]
+    assert claim["metadata"]["name"] not in {v["name"] for v in pod["volumes"]}
+    # Its gRPC port serves health only, on loopback (no auth file needed there).
+    assert variables["NEXTBEST_ADDRESS"].startswith("127.0.0.1:")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container(learner)[probe]["exec"]["command"][:2] == ["nextbest", "health"]
+    service = found[("Service", spec["serviceName"])]["spec"]
+    assert service["clusterIP"] == "None"
+    labels = spec["template"]["metadata"]["labels"]
+    assert service["selector"].items() <= labels.items()
+    assert labels["app.kubernetes.io/component"] == "learner"  # not selected by Service nextbest
+    ports = {p["name"]: p["containerPort"] for p in container(learner)["ports"]}
+    assert variables["NEXTBEST_METRICS_ADDRESS"].endswith(f":{ports['metrics']}")
+    assert {p["targetPort"] for p in service["ports"]} == {"metrics"}
+
+
+def test_the_hpa_and_the_pdb_target_the_serving_deployment() -> None:
+    found = objects()
+    serving = found[("Deployment", "nextbest")]
+    hpa = found[("HorizontalPodAutoscaler", "nextbest")]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"], target["name"]) == (
+        "apps/v1",
+        "Deployment",
+        "nextbest",
+    )
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 20)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert "cpu" in container(serving)["resources"]["requests"]  # Utilization needs it
+    pdb = found[("PodDisruptionBudget", "nextbest")]["spec"]
+    assert pdb["minAvailable"] == 2
+    selector = pdb["selector"]["matchLabels"]
+    assert selector.items() <= serving["spec"]["template"]["metadata"]["labels"].items()
+    learner = found[("StatefulSet", "nextbest-learner")]
+    assert not selector.items() <= learner["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_compose_is_valid_against_the_compose_specification() -> None:
+    done = subprocess.run(
+        [venv_tool("check-jsonschema"), "--schemafile", str(COMPOSE_SCHEMA), COMPOSE.name],
+        cwd=DEPLOY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_runs_redis_with_aof_a_learner_and_one_serving_container() -> None:
+    services = compose()["services"]
+    redis = services["redis"]
+    assert redis["image"] == "redis:7.4"
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    learner, serving = services["learner"]["environment"], services["nextbest"]["environment"]
+    assert learner["NEXTBEST_ROLE"] == "learner"
+    assert serving["NEXTBEST_ROLE"] == "server"
+    assert learner["NEXTBEST_REDIS_URL"] == serving["NEXTBEST_REDIS_URL"] == REDIS_URL
+    assert any(v.startswith("learner-data:") for v in services["learner"]["volumes"])
+    assert "learner-data" in compose()["volumes"]
+    assert services["learner"].get("deploy", {}).get("replicas", 1) == 1  # one per data dir
+    # One container behind the fixed host port; its workers are the replicas.
+    assert services["nextbest"].get("deploy", {}).get("replicas", 1) == 1
+    assert int(serving["NEXTBEST_WORKERS"]) > 1
+    assert services["nextbest"]["ports"] == ["127.0.0.1:50051:50051"]
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{source} is mounted but missing"
+        if "build" in service:
+            assert (DEPLOY / service["build"]["context"] / "Dockerfile").exists()
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["nextbest:9464"]
+    assert "9464" in services["nextbest"]["expose"]
+
+
+def test_every_variable_named_is_one_nextbest_serve_reads() -> None:
+    known = serve_env_names()
+    help_text = subprocess.run(
+        [venv_tool("nextbest"), "serve", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
+    assert {"NEXTBEST_REDIS_URL", "NEXTBEST_ROLE", "NEXTBEST_WORKERS"} <= known
+    assert all(name in help_text for name in known)  # the help names each one
+    named: dict[str, set[str]] = {}
+    for _, doc in resources(REDIS_MODE):
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            for box in doc["spec"]["template"]["spec"]["containers"]:
+                for item in box.get("env", []):
+                    named.setdefault(item["name"], set()).add(doc["metadata"]["name"])
+    for name, service in compose()["services"].items():
+        for variable in service.get("environment", {}):
+            named.setdefault(variable, set()).add(name)
+    nextbest = {n: where for n, where in named.items() if n.startswith("NEXTBEST_")}
+    assert set(nextbest) <= known, {n: w for n, w in nextbest.items() if n not in known}
+    assert set(named) - set(nextbest) <= {
+        "GF_SECURITY_ADMIN_USER",
+        "GF_SECURITY_ADMIN_PASSWORD",
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
+    }
