@@ -108,20 +108,7 @@ class Server:
             raise
         except OSError as exc:
             raise OSError(f"data dir {settings.data_dir}: {exc.strerror or exc}") from exc
-        self.log.info(
-            "recovered",
-            data_dir=str(settings.data_dir),
-            pending=recovery.pending,
-            closed=recovery.closed,
-            checkpoints=recovery.checkpoints,
-            replayed=recovery.replayed,
-        )
-        for damage in recovery.damage:
-            self.log.warning(
-                "damage", path=str(damage.path), line=damage.line, action=damage.action
-            )
-        for problem in recovery.problems:
-            self.log.warning("checkpoint_skipped", reason=problem)
+        recovery.report(self.log, "recovered", data_dir=str(settings.data_dir))
         return store, models
 
     def _build(

@@ -92,6 +92,22 @@ class Recovery:
     damage: list[Damage] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    def report(self, log: Any, event: str, **fields: object) -> None:
+        """One `event` line with what came back, then a warning per damaged line and per
+        checkpoint passed over."""
+        log.info(
+            event,
+            **fields,
+            pending=self.pending,
+            closed=self.closed,
+            checkpoints=self.checkpoints,
+            replayed=self.replayed,
+        )
+        for damage in self.damage:
+            log.warning("damage", path=str(damage.path), line=damage.line, action=damage.action)
+        for problem in self.problems:
+            log.warning("checkpoint_skipped", reason=problem)
+
 
 def _unavailable(what: str, exc: OSError) -> Unavailable:
     return Unavailable(f"cannot write the {what}: {exc.strerror or exc}")

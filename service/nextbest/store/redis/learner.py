@@ -321,20 +321,9 @@ class Learner:
         if not self._origin:
             self._origin = os.urandom(8).hex()
             write_atomic(origin, self._origin.encode())
-        self.log.info(
-            "learner_recovered",
-            data_dir=str(self.data_dir),
-            consumer=self.consumer,
-            closed=recovery.closed,
-            checkpoints=recovery.checkpoints,
-            replayed=recovery.replayed,
+        recovery.report(
+            self.log, "learner_recovered", data_dir=str(self.data_dir), consumer=self.consumer
         )
-        for damage in recovery.damage:
-            self.log.warning(
-                "damage", path=str(damage.path), line=damage.line, action=damage.action
-            )
-        for problem in recovery.problems:
-            self.log.warning("checkpoint_skipped", reason=problem)
 
     def _close(self) -> None:
         assert self._store is not None
