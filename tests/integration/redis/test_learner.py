@@ -348,7 +348,9 @@ def test_a_standby_with_an_empty_data_dir_continues_from_the_published_model(
         await stopped(learning)  # dies: no stop(), its lease runs out
         died_at = time.monotonic()
         await put(client, events[50:])
-        b = learner(client, tmp_path / "b", lease_ttl=ttl, consumer="b")
+        # Publishing every millisecond: a tick must not publish before the take-over
+        # has read the model it adopts (it would overwrite it with its own empty one).
+        b = learner(client, tmp_path / "b", lease_ttl=ttl, consumer="b", publish_interval=0.001)
         standby = asyncio.create_task(b.run())
         try:
             await wait_for(lambda: b.holds(POLICY), "the standby to take the lease")

@@ -148,6 +148,9 @@ class _Lease:
     token: str
     renewed_at: float  # monotonic time the last successful renewal (or the take) was sent
     held: bool = True
+    # Set once the take-over read the published model: before that nothing is published
+    # under this lease, or a tick could overwrite the model a standby is about to adopt.
+    ready: bool = False
 
 
 @dataclass(slots=True)
@@ -560,6 +563,7 @@ class Learner:
                 if first:
                     await self._take_over(policy)
                     first = False
+                    lease.ready = True
                 await self._claim(policy, lease)
                 await self._consume(policy, lease)
             except (RedisError, OSError, Unavailable) as exc:
@@ -769,7 +773,7 @@ class Learner:
             return
         async with self._sending:
             for policy, lease in list(self._leases.items()):
-                if not lease.held:
+                if not (lease.held and lease.ready):
                     continue
                 try:
                     send = await self._in_worker(self._snapshot, policy)
@@ -783,7 +787,7 @@ class Learner:
         """One fenced script per chunk of ids: the first also publishes the model."""
         policy = send.policy
         lease = self._leases.get(policy)
-        if lease is None or not lease.held:
+        if lease is None or not (lease.held and lease.ready):
             await self._in_worker(self._requeue, send, False)  # the next holder acks them
             return
         spec = self.config.policies[policy]
