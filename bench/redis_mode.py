@@ -130,7 +130,12 @@ def serve(
         env={**os.environ, **(env or {})},
     )
     address = f"127.0.0.1:{port}"
-    _wait_ready(address, process)
+    try:
+        _wait_ready(address, process)
+    except BaseException:
+        process.kill()  # never left running behind a failed bench
+        process.wait()
+        raise
     return process, address
 
 

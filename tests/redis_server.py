@@ -74,7 +74,11 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         # fmt: on
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill()  # a server that did not come up is not left running
+            raise
         return self
 
     def cli(self, *args: str) -> str:
@@ -131,6 +135,13 @@ class RedisCluster:
         return self.nodes[0].url
 
     def start(self) -> RedisCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no node outlives a cluster that did not form
+            raise
+
+    def _start(self) -> RedisCluster:
         for node in self.nodes:
             node.start()
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
