@@ -39,6 +39,7 @@ class RedisMode:
         self.store: RedisEventStore | None = None
         self.learner: Learner | None = None
         self.follower: ModelFollower | None = None
+        self._engine: Engine | None = None  # set by `start`: its policies are the ones closed
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -49,7 +50,7 @@ class RedisMode:
     def learns(self) -> bool:
         return self.settings.role in ("all", "learner")
 
-    async def open(self, policies: Engine | None = None) -> RedisEventStore:
+    async def open(self) -> RedisEventStore:
         """Connect; OSError naming the URL (without its password) if Redis cannot be
         reached at start."""
         try:
@@ -57,7 +58,6 @@ class RedisMode:
             await self.client.ping()
         except Exception as exc:
             raise OSError(f"--redis {shown(self.url)}: cannot reach Redis: {exc}") from None
-        self._engine: Engine | None = None
         self.store = RedisEventStore(self.client, self._policies)
         return self.store
 

@@ -579,7 +579,7 @@ class Engine:
                 else spec.default
             )
             learn = event.mode in LEARNING_MODES and (not event.defer_activation or event.activated)
-            if learn:
+            if learn and self.learns:  # else the learner parses it (Redis mode), not the Reward
                 try:
                     example = rt.model.example(
                         event.vw_lines(), event.chosen, -joined, event.probability
@@ -596,7 +596,7 @@ class Engine:
                 rt.model.discard(example)
             raise
         if example is not None and rt is not None:
-            if first and self.learns:
+            if first:
                 rt.model.learn_example(example)
             else:
                 rt.model.discard(example)

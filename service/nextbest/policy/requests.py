@@ -111,8 +111,10 @@ def check_features(features: Mapping[str, FeatureValue], where: str, limits: Lim
         elif isinstance(value, float):
             if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:  # also NaN
                 require_feature_number(value, f"{where}[{name!r}]")
+        elif isinstance(value, int):  # from Python callers; the wire sends floats
+            require_feature_number(float(value), f"{where}[{name!r}]")
         else:
-            chars += _check_other(value, f"{where}[{name!r}]", limits)
+            chars += _check_texts(value, f"{where}[{name!r}]", limits)
     return chars
 
 
@@ -120,17 +122,8 @@ def _too_long(text: str, where: str, limit: int) -> None:
     raise InvalidArgument(f"is {len(text)} characters, at most {limit} allowed", where)
 
 
-def _check_other(value: FeatureValue, at: str, limits: Limits) -> int:
-    """A number of another type, or a list of texts; returns the characters it holds."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, float | int):
-        require_feature_number(float(value), at)
-        return 0
-    if isinstance(value, str):
-        if len(value) > limits.max_text_length:
-            _too_long(value, at, limits.max_text_length)
-        return len(value)
+def _check_texts(value: list[str], at: str, limits: Limits) -> int:
+    """A list of texts; returns the characters it holds."""
     if len(value) > limits.max_texts:
         raise InvalidArgument(f"has {len(value)} texts, at most {limits.max_texts} allowed", at)
     chars = 0

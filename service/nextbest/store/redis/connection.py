@@ -24,27 +24,23 @@ def check_url(url: str) -> str:
     """`url` if it names a Redis server; RedisUrlError saying why not."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
-        raise RedisUrlError(f"--redis {_shown(url)}: give redis://HOST:PORT or rediss://HOST:PORT")
+        raise RedisUrlError(f"--redis {shown(url)}: give redis://HOST:PORT or rediss://HOST:PORT")
     if not parts.hostname:
-        raise RedisUrlError(f"--redis {_shown(url)}: no host")
+        raise RedisUrlError(f"--redis {shown(url)}: no host")
     try:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:
-        raise RedisUrlError(f"--redis {_shown(url)}: the port is not a number") from None
+        raise RedisUrlError(f"--redis {shown(url)}: the port is not a number") from None
     return url
 
 
-def _shown(url: str) -> str:
+def shown(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return parts._replace(netloc=netloc).geturl()
-
-
-def shown(url: str) -> str:
-    return _shown(url)
 
 
 async def connect(url: str, password: str | None = None) -> Client:
