@@ -139,6 +139,14 @@ def _add_redis_arguments(serve: argparse.ArgumentParser) -> None:
         default=_env("MODEL_PUBLISH_INTERVAL", "1.0"),  # a string: argparse applies `type`
         help="Redis mode: seconds between model snapshots [NEXTBEST_MODEL_PUBLISH_INTERVAL]",
     )
+    serve.add_argument(
+        "--spool-max-bytes",
+        type=int,
+        default=_env("SPOOL_MAX_BYTES", str(256 << 20)),
+        help="Redis mode: what a serving replica keeps in its data dir while Redis is "
+        "unreachable, at most (then it refuses calls and health says NOT_SERVING) "
+        "[NEXTBEST_SPOOL_MAX_BYTES]",
+    )
 
 
 def _add_workers_argument(serve: argparse.ArgumentParser) -> None:
@@ -225,6 +233,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         redis_url=args.redis or None,
         role=args.role,
         model_publish_interval=args.model_publish_interval,
+        spool_max_bytes=args.spool_max_bytes,
         workers=args.workers,
         worker=workers.worker_index(),
     )

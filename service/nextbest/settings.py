@@ -64,6 +64,12 @@ class ServerSettings(BaseModel):
     model_publish_interval: float = Field(
         1.0, gt=0, description="Redis mode: seconds between model snapshots (learner) and checks"
     )
+    spool_max_bytes: int = Field(
+        256 << 20,
+        ge=4096,
+        description="Redis mode: bytes a serving replica spools while Redis is unreachable; "
+        "past it calls are refused and health says NOT_SERVING",
+    )
     workers: int = Field(
         1, ge=1, description="serving processes sharing the gRPC port (Redis mode), one /metrics"
     )

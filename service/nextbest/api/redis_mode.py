@@ -2,7 +2,9 @@
 the model follower (serving roles: the replica's models are the learner's latest
 snapshots), and the learner with the join closer (learner roles).
 
-Roles: `server` answers DecisionService and closes `earliest` joins in the Reward call;
+Roles: `server` answers DecisionService and closes `earliest` joins in the Reward call,
+with a spool in its data dir for what it acknowledges while Redis is unreachable (see
+`store.redis.spool`);
 `learner` closes the joins whose window ended, learns every closed join from the stream,
 writes the DSJSON decision log and checkpoints in its data dir, and publishes models;
 `all` does both in one process.
@@ -12,16 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from nextbest import tasks
 from nextbest.observability.logging import get_logger
+from nextbest.observability.metrics import Metrics
+from nextbest.observability.spool import SpoolTelemetry
 from nextbest.policy.config import Config
 from nextbest.policy.engine import Engine
 from nextbest.settings import ServerSettings
 from nextbest.store.redis.connection import Client, connect, shown
 from nextbest.store.redis.learner import Learner
 from nextbest.store.redis.models import ModelFollower
+from nextbest.store.redis.spool import SpoolingStore
 from nextbest.store.redis.store import RedisEventStore
 
 COUNTS_EVERY = 1.0  # seconds between refreshes of the pending counts /metrics shows
@@ -37,6 +43,7 @@ class RedisMode:
         self.log = get_logger("nextbest.redis")
         self.client: Client | None = None
         self.store: RedisEventStore | None = None
+        self.spool: SpoolingStore | None = None  # serving roles: the engine's store
         self.learner: Learner | None = None
         self.follower: ModelFollower | None = None
         self._engine: Engine | None = None  # set by `start`: its policies are the ones closed
@@ -50,16 +57,43 @@ class RedisMode:
     def learns(self) -> bool:
         return self.settings.role in ("all", "learner")
 
-    async def open(self) -> RedisEventStore:
-        """Connect; OSError naming the URL (without its password) if Redis cannot be
-        reached at start."""
+    async def open(
+        self, metrics: Metrics, on_full: Callable[[bool], None]
+    ) -> RedisEventStore | SpoolingStore:
+        """Connect; the engine's store: in serving roles, Redis behind this replica's
+        spool (`on_full` is told when the spool fills and empties). OSError naming the URL
+        (without its password) if Redis cannot be reached at start."""
         try:
             self.client = await connect(self.url)
             await self.client.ping()
         except Exception as exc:
             raise OSError(f"--redis {shown(self.url)}: cannot reach Redis: {exc}") from None
         self.store = RedisEventStore(self.client, self._policies)
-        return self.store
+        if not self.serves:
+            return self.store
+        worker = self.settings.worker
+        directory = Path(self.settings.data_dir) / (
+            "spool" if worker is None else f"spool-{worker}"
+        )
+        durability = self.settings.durability
+        self.spool = SpoolingStore(
+            self.store,
+            directory,
+            SpoolTelemetry(metrics),
+            max_bytes=self.settings.spool_max_bytes,
+            fsync=durability.fsync,
+            fsync_interval=durability.fsync_interval,
+            on_full=on_full,
+        )
+        if self.spool.records:
+            self.log.info("spool_found", records=self.spool.records, spool=str(directory))
+        return self.spool
+
+    async def commit(self) -> None:
+        """Durable before the answer: what this call spooled (see `SpoolingStore.commit`);
+        what went to Redis is as durable as Redis's persistence makes it (README)."""
+        if self.spool is not None:
+            await self.spool.commit()
 
     def _policies(self) -> list[str]:
         return sorted(self._engine.policies) if self._engine is not None else []
@@ -70,6 +104,10 @@ class RedisMode:
         assert self.store is not None
         self._engine = engine
         self._tasks.append(asyncio.create_task(self._counts(), name="nextbest-redis-counts"))
+        if self.spool is not None:
+            self._tasks.append(
+                asyncio.create_task(self.spool.run(engine.reward), name="nextbest-spool")
+            )
         if self.serves:
             self.follower = ModelFollower(
                 self.client, engine, interval=self.settings.model_publish_interval
@@ -99,5 +137,7 @@ class RedisMode:
         await tasks.stop(self._tasks)
         if self.learner is not None:
             await self.learner.stop()
+        if self.spool is not None:
+            self.spool.release()  # what is still spooled is replayed by the next start
         if self.client is not None:
             await self.client.aclose()

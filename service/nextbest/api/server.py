@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,7 @@ class Server:
         self._checkpoint_retry_at = 0.0  # monotonic time before which none is tried
         self._checkpointing: asyncio.Task[None] | None = None  # its files being written
         self._failure_reported = False
+        self._pending_steps: set[asyncio.Task[None]] = set()  # health changes under way
         self.failed = asyncio.Event()  # set when the data dir failed: the process should stop
 
     def _open_data_dir(self, config: Config) -> tuple[DurableStore, dict[str, Model]]:
@@ -137,10 +139,12 @@ class Server:
         Redis mode, where Redis's own persistence (AOF) decides (see README)."""
         if self.store is not None:
             await self.store.commit()
+        elif self.redis is not None:
+            await self.redis.commit()
 
     async def start(self) -> None:
         if self.redis is not None:
-            store = await self.redis.open()
+            store = await self.redis.open(self.metrics, self._spool_full)
             self._build(self._config, store, {}, learns=False)
         limit = self.settings.max_receive_message_bytes
         options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", limit)]
@@ -223,6 +227,21 @@ class Server:
             mtls=self.settings.tls_client_ca is not None,
             auth_file=str(self.settings.auth_file) if self.settings.auth_file else None,
         )
+
+    def _spool_full(self, full: bool) -> None:
+        """Redis mode: a full spool refuses calls; health says so until it empties."""
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if full
+            else health_pb2.HealthCheckResponse.SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            self._background(self._health.set(name, status))
+
+    def _background(self, step: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(step)
+        self._pending_steps.add(task)
+        task.add_done_callback(self._pending_steps.discard)
 
     def _authorizer(self, settings: ServerSettings) -> Authorizer:
         """The boundary's `authorize` hook; refuses an address others can reach when no

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from nextbest.observability.logging import get_logger
 from nextbest.policy.engine import EXCLUDED, NOT_A_CANDIDATE
 from nextbest.policy.events import Event, JoinStatus, RewardStatus
+from nextbest.policy.requests import RewardInput
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 _CALLER_MASKS = {EXCLUDED: "caller:excluded", NOT_A_CANDIDATE: "caller:not_candidate"}
@@ -313,6 +314,9 @@ class Telemetry:
             status=status.value,
             value=value,
         )
+
+    def queued(self, req: RewardInput) -> None:
+        self.log.info("reward_queued", event_id=req.event_id, reward_id=req.reward_id)
 
     def joined(self, event: Event) -> None:
         m = self.metrics

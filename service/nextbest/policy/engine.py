@@ -23,6 +23,7 @@ from nextbest.policy.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    Unavailable,
 )
 from nextbest.policy.events import (
     ActivationStatus,
@@ -266,16 +267,12 @@ class Engine:
         check_decide(req, self.limits)
         digest = fingerprint(req)
         if req.event_id:
-            existing = await self.store.get(req.event_id)
-            if existing is None and await self.store.used(req.event_id):
-                # used: maybe by this very request, raced in by another replica meanwhile
-                existing = await self.store.get(req.event_id)
-                if existing is None:
-                    raise AlreadyExists(
-                        f"event {req.event_id!r} was used before (no longer kept); "
-                        "a new decision needs a new id",
-                        "event_id",
-                    )
+            try:
+                existing = await self._kept(req.event_id)
+            except Unavailable:
+                # A store cut off from its server (Redis mode) cannot tell: the decision
+                # goes on and a store that spools checks the id when it hands it over.
+                existing = None
             if existing is not None:
                 if existing.policy != req.policy:
                     raise AlreadyExists(
@@ -304,6 +301,21 @@ class Engine:
         await self.store.add(event)
         self.listener.decided(event)
         return event
+
+    async def _kept(self, event_id: str) -> Event | None:
+        """The event kept under a caller's id; AlreadyExists if the id was used and the
+        event is no longer kept."""
+        existing = await self.store.get(event_id)
+        if existing is None and await self.store.used(event_id):
+            # used: maybe by this very request, raced in by another replica meanwhile
+            existing = await self.store.get(event_id)
+            if existing is None:
+                raise AlreadyExists(
+                    f"event {event_id!r} was used before (no longer kept); "
+                    "a new decision needs a new id",
+                    "event_id",
+                )
+        return existing
 
     def _check_cost(
         self, rt: PolicyRuntime, req: DecideInput, eligible: list[EligibleAction]
@@ -470,10 +482,22 @@ class Engine:
             )
         return event
 
-    async def reward(self, req: RewardInput) -> RewardOutcome:
-        """Join a reward to its event; learn at once when the join can no longer change."""
+    async def reward(self, req: RewardInput, received_at: float | None = None) -> RewardOutcome:
+        """Join a reward to its event; learn at once when the join can no longer change.
+
+        When the store cannot read the event (its server is unreachable), the store may
+        queue the reward (QUEUED) to join it later: then it calls this again with the
+        reward's `received_at`, which the join uses instead of the clock (and a store
+        still unreachable then raises, rather than queueing it a second time)."""
         check_reward(req, self.limits)
-        event = await self._event(req.event_id)
+        try:
+            event = await self._event(req.event_id)
+        except Unavailable:
+            if received_at is not None:
+                raise
+            await self.store.queue_reward(req, self.clock())
+            self.listener.queued(req)
+            return RewardOutcome(RewardStatus.QUEUED, 0.0)
         rt = self.policies.get(event.policy)
         if rt is None:
             raise FailedPrecondition(f"policy {event.policy!r} is no longer configured", "event_id")
@@ -492,7 +516,7 @@ class Engine:
             value = rewards.clip(spec, req.value)
         else:
             value = rewards.from_signals(spec, req.signals)
-        now = self.clock()
+        now = self.clock() if received_at is None else received_at
         pending = event.join_status is JoinStatus.PENDING and now <= event.deadline
         status = RewardStatus.ACCEPTED if pending else RewardStatus.LATE
         received = ReceivedReward(req.reward_id, value, dict(req.signals), status, now)

@@ -13,6 +13,7 @@ class RewardStatus(enum.Enum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     LATE = "late"
+    QUEUED = "queued"  # kept by a store cut off from its server, joined when it is back
 
 
 class ActivationStatus(enum.Enum):

@@ -10,6 +10,7 @@ from collections.abc import Coroutine, Iterable
 from typing import Any, Protocol, TypeVar
 
 from nextbest.policy.events import Event, ReceivedReward, RewardStatus
+from nextbest.policy.requests import RewardInput
 
 T = TypeVar("T")
 
@@ -57,6 +58,12 @@ class EventStore(Protocol):
         join closed meanwhile, and not at all (None) if a reward with the same non-empty
         reward_id came first (a duplicate: the event holds that one)."""
 
+    async def queue_reward(self, req: RewardInput, received_at: float) -> None:
+        """Keep a reward whose event cannot be read now (`get` raised Unavailable: the
+        store's server is unreachable) and join it when it can, through
+        ``Engine.reward(req, received_at)``. Unavailable if the store keeps none (only a
+        store that spools does)."""
+
     async def activate(self, event: Event) -> Event:
         """Mark a deferred event as activated; the event so marked."""
 
@@ -82,6 +89,9 @@ class Listener(Protocol):
 
     def rewarded(self, event: Event, status: RewardStatus, value: float) -> None: ...
 
+    def queued(self, req: RewardInput) -> None:
+        """A reward was queued: its event could not be read (see `EventStore.queue_reward`)."""
+
     def joined(self, event: Event) -> None: ...
 
     def join_failed(self, event: Event, reason: str) -> None:
@@ -103,6 +113,9 @@ class NullListener:
         pass
 
     def rewarded(self, event: Event, status: RewardStatus, value: float) -> None:
+        pass
+
+    def queued(self, req: RewardInput) -> None:
         pass
 
     def joined(self, event: Event) -> None:

@@ -16,8 +16,35 @@ from nextbest.policy.features import MAX_MAGNITUDE, FeatureValue
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-request bounds. The per-field ones alone would still let one request carry
-    megabytes and millions of crossed features, so the totals are bounded as well."""
+    """Per-request bounds, so that no request costs more than a bounded amount of memory
+    and time. The per-field ones alone would still let one request carry megabytes and
+    millions of crossed features, so the totals are bounded as well. A request past a bound
+    is refused with InvalidArgument naming the field (the reward count: ResourceExhausted).
+
+    Attributes:
+        max_name_length: Characters of a policy name, an intent, a feature name or a signal
+            name; default 256.
+        max_text_length: Characters of a text feature value, or of one item of a list of
+            texts; default 1024.
+        max_features: Features of a context, or of one inline action; default 256.
+        max_texts: Items of one list-of-texts feature value; default 64.
+        max_actions: Inline actions of a request, and ids of its candidates and of its
+            exclusions (each list); default 256.
+        max_id_length: Characters of an action id (candidate, excluded, inline, baseline);
+            default 256.
+        max_event_id_length: Characters of an event id or a reward id; default 128.
+        max_signals: Signals of one reward; default 64.
+        max_batch: Requests of one DecideBatch; default 1000.
+        max_request_chars: Characters of every name, text and id of one Decide in all (what
+            an event costs to keep); default 65536.
+        max_example_features: Features of the VW example one Decide builds (the intent, the
+            context and every eligible action); default 4096.
+        max_interaction_features: Features the policy's interactions (``-q``, ``--cubic``,
+            ``--interactions``) make of the example's, which scoring time grows with
+            (≈ 1–2 ns each: 2M ≈ a few ms); default 2,000,000.
+        max_rewards_per_event: Rewards kept per event; one more is refused (a repeated
+            reward id still answers duplicate); default 100.
+    """
 
     max_name_length: int = 256
     max_text_length: int = 1024

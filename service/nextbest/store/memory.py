@@ -22,8 +22,9 @@ from collections import Counter, OrderedDict
 
 import orjson
 
-from nextbest.policy.errors import ResourceExhausted
+from nextbest.policy.errors import ResourceExhausted, Unavailable
 from nextbest.policy.events import Event, JoinStatus, ReceivedReward
+from nextbest.policy.requests import RewardInput
 from nextbest.store import codec
 from nextbest.store.ids import IdIndex
 
@@ -70,6 +71,10 @@ class MemoryStore:
     ) -> tuple[Event, ReceivedReward | None]:
         # One process, one loop: the engine's reading is the store's state.
         return self.add_reward_now(event, reward), reward
+
+    async def queue_reward(self, req: RewardInput, received_at: float) -> None:
+        # Never asked: this store's `get` never fails for want of a server.
+        raise Unavailable("this store keeps no queue of rewards")
 
     async def activate(self, event: Event) -> Event:
         return self.activate_now(event)

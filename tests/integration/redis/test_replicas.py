@@ -28,7 +28,9 @@ PUBLISH = "0.2"  # seconds between model snapshots: quick for the tests
 class Replica:
     """A `nextbest serve --redis` process and a stub on its gRPC port."""
 
-    def __init__(self, data_dir: Path, redis: str, role: str, config: Path = EXAMPLE) -> None:
+    def __init__(
+        self, data_dir: Path, redis: str, role: str, config: Path = EXAMPLE, *extra: str
+    ) -> None:
         self.process = Process(
             "serve",
             "--config", str(config),
@@ -38,6 +40,7 @@ class Replica:
             "--redis", redis,
             "--role", role,
             "--model-publish-interval", PUBLISH,
+            *extra,
         )  # fmt: skip
         serving = self.process.wait_event("serving")
         self.target = f"127.0.0.1:{serving['grpc_address'].rpartition(':')[2]}"

@@ -9,11 +9,16 @@ from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 Client: TypeAlias = "aioredis.Redis | aioredis.RedisCluster"
 PASSWORD_ENV = "NEXTBEST_REDIS_PASSWORD"
 SOCKET_TIMEOUT = 5.0  # seconds: a stalled Redis fails a call, it does not hang it
+RETRIES = 1  # a call that fails for its connection is sent again once, after …
+RETRY_BASE = 0.01  # … this many seconds (doubling, up to RETRY_CAP): an outage shows at once
+RETRY_CAP = 0.1
 
 
 class RedisUrlError(ValueError):
@@ -49,6 +54,9 @@ async def connect(url: str, password: str | None = None) -> Client:
     check_url(url)
     secret = urlsplit(url).password or password or os.environ.get(PASSWORD_ENV) or None
     options: dict[str, Any] = {
+        # A call whose connection broke (Redis restarted, a failover) is sent once more on
+        # a new one: every call of the store may be sent twice (see store.py).
+        "retry": Retry(ExponentialBackoff(cap=RETRY_CAP, base=RETRY_BASE), RETRIES),
         "password": secret,
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": SOCKET_TIMEOUT,

@@ -3,9 +3,10 @@ one hash (one Cluster slot), so two replicas changing the same event are seriali
 
 The event hash (``keys.event``): ``p`` policy, ``fp`` the request's fingerprint, ``e`` the
 event as decided (as closed, once closed; its rewards kept apart), ``r`` the rewards as
-comma-separated JSON objects, ``rid:<reward_id>`` which call kept a reward under that id, ``n`` how
-many rewards, ``acc`` how many of them accepted, ``a`` activated ("1"/"0"), ``s`` the state
-(``pending`` → ``closed`` → ``streamed``), ``d`` the deadline.
+comma-separated JSON objects, ``rid:<reward_id>`` (``tok:<token>`` without an id) which
+call kept a reward, ``n`` how many rewards, ``acc`` how many of them accepted, ``a``
+activated ("1"/"0"), ``s`` the state (``pending`` → ``closed`` → ``streamed``), ``d`` the
+deadline.
 
 Scripts answer with a code first; they never raise, so that a script inside MULTI/EXEC
 never leaves half of a batch applied for an error the caller could have foreseen.
@@ -44,9 +45,10 @@ return 0
 # whether it came within the window ("1"/"0"), the most rewards kept, this call's token
 # (16 characters). Answers {code, state, activated, rewards, event-if-not-pending}; code is
 # accepted, late, duplicate (another call kept a reward with this id), missing, or full
-# ({'full', n}). `rid:<reward_id>` holds the token and the code of the call that kept it:
-# the same call sent again (redis-py resends after a dropped connection) is answered as
-# it was kept, not as a duplicate of itself.
+# ({'full', n}). `rid:<reward_id>` (`tok:<token>` for a reward without an id) holds the
+# token and the code of the call that kept it: the same call sent again (redis-py resends
+# after a dropped connection; a spool replays what a crash interrupted) is answered as it
+# was kept, not kept twice nor as a duplicate of itself.
 ADD_REWARD = """
 local k = KEYS[1]
 local h = redis.call('HMGET', k, 's', 'n', 'a', 'r')
@@ -57,13 +59,12 @@ local function answer(code, r)
   if s ~= 'pending' then e = redis.call('HGET', k, 'e') end
   return {code, s, h[3], r, e}
 end
-local field = 'rid:' .. ARGV[1]
-if ARGV[1] ~= '' then
-  local held = redis.call('HGET', k, field)
-  if held then
-    if string.sub(held, 1, 16) == ARGV[6] then return answer(string.sub(held, 17), h[4]) end
-    return answer('duplicate', h[4])
-  end
+local field = 'tok:' .. ARGV[6]
+if ARGV[1] ~= '' then field = 'rid:' .. ARGV[1] end
+local held = redis.call('HGET', k, field)
+if held then
+  if string.sub(held, 1, 16) == ARGV[6] then return answer(string.sub(held, 17), h[4]) end
+  return answer('duplicate', h[4])
 end
 local n = tonumber(h[2])
 if n >= tonumber(ARGV[5]) then return {'full', tostring(n)} end
@@ -74,8 +75,7 @@ if s == 'pending' and ARGV[4] == '1' then
 end
 local r = json
 if h[4] and h[4] ~= '' then r = h[4] .. ',' .. json end
-redis.call('HSET', k, 'r', r, 'n', tostring(n + 1))
-if ARGV[1] ~= '' then redis.call('HSET', k, field, ARGV[6] .. code) end
+redis.call('HSET', k, 'r', r, 'n', tostring(n + 1), field, ARGV[6] .. code)
 return answer(code, r)
 """
 

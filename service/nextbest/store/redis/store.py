@@ -57,6 +57,7 @@ from nextbest.policy.errors import (
     Unavailable,
 )
 from nextbest.policy.events import Event, ReceivedReward, RewardStatus
+from nextbest.policy.requests import RewardInput
 from nextbest.store import codec
 from nextbest.store.redis import keys, scripts
 from nextbest.store.redis.connection import Client
@@ -104,7 +105,13 @@ class RedisEventStore:
         # batch, idempotent, is sent again.
         self._sha = {
             body: client.register_script(body).sha
-            for body in (scripts.ADD, scripts.CLOSE, scripts.STREAM)
+            for body in (
+                scripts.ADD,
+                scripts.ADD_REWARD,
+                scripts.ACTIVATE,
+                scripts.CLOSE,
+                scripts.STREAM,
+            )
         }
 
     async def close_client(self) -> None:
@@ -220,21 +227,14 @@ class RedisEventStore:
             )
 
     async def add_reward(
-        self, event: Event, reward: ReceivedReward
+        self, event: Event, reward: ReceivedReward, token: str | None = None
     ) -> tuple[Event, ReceivedReward | None]:
         """Append the reward as Redis holds the event now: ACCEPTED only while it is
         pending and the reward came within its window, else LATE; nothing when a reward
-        with its reward_id is kept (None)."""
-        accepted = dataclasses.replace(reward, status=RewardStatus.ACCEPTED)
-        late = dataclasses.replace(reward, status=RewardStatus.LATE)
-        args = (
-            reward.reward_id,
-            orjson.dumps(accepted),
-            orjson.dumps(late),
-            _flag(reward.received_at <= event.deadline),
-            self._max_rewards,
-            os.urandom(8).hex(),  # this call, should redis-py send it twice
-        )
+        with its reward_id is kept (None). `token` (16 hex digits, `new_token`) names the
+        call: sent again with the same token, it is answered as it was kept (a spool's
+        replay); by default a token of its own."""
+        args = self._reward_args(reward, reward.received_at <= event.deadline, token)
         with _reaching_redis():
             answer = _bulks(await self._add_reward(keys=[keys.event(event.event_id)], args=args))
         code = answer[0]
@@ -249,7 +249,74 @@ class RedisEventStore:
         now = _held(event, answer[1:])
         if code == b"duplicate":
             return now, None
-        return now, accepted if code == b"accepted" else late
+        status = RewardStatus.ACCEPTED if code == b"accepted" else RewardStatus.LATE
+        return now, dataclasses.replace(reward, status=status)
+
+    def _reward_args(
+        self, reward: ReceivedReward, within: bool, token: str | None
+    ) -> tuple[str | bytes | int, ...]:
+        accepted = dataclasses.replace(reward, status=RewardStatus.ACCEPTED)
+        late = dataclasses.replace(reward, status=RewardStatus.LATE)
+        return (
+            reward.reward_id,
+            orjson.dumps(accepted),
+            orjson.dumps(late),
+            _flag(within),
+            self._max_rewards,
+            token or new_token(),
+        )
+
+    async def queue_reward(self, req: RewardInput, received_at: float) -> None:
+        raise Unavailable(
+            "Redis is unreachable and this process keeps no spool: nothing was acknowledged"
+        )
+
+    async def ping(self) -> None:
+        """Unavailable unless Redis answers."""
+        with _reaching_redis():
+            await self._client.ping()
+
+    async def restore(
+        self,
+        event: Event,
+        rewards: Sequence[tuple[ReceivedReward, str]],
+        closed: Event | None,
+    ) -> None:
+        """Hand over an event a replica decided while Redis was unreachable (a spool's
+        replay): the event as decided, its rewards as that replica judged them (each with
+        the token it was spooled with), its activation, then its close if the replica
+        closed it. Sent again, it changes nothing more: the event is found ``same``, each
+        reward's token answers as kept, a close is done once. The due entry is written
+        last, so no closer can close the join before its rewards are in. AlreadyExists
+        when another event holds the id."""
+        key = keys.event(event.event_id)
+        data = codec.encode(dataclasses.replace(event, rewards=[]))
+        ttl = _ms(event.deadline - event.decided_at + self._grace)
+        args = (event.policy, event.fingerprint, data, repr(event.deadline))
+        changes: list[Command] = [
+            ("EVALSHA", self._sha[scripts.ADD], 1, key, *args, _flag(event.activated), ttl)
+        ]
+        sha = self._sha[scripts.ADD_REWARD]
+        for reward, token in rewards:
+            within = reward.status is RewardStatus.ACCEPTED
+            changes.append(("EVALSHA", sha, 1, key, *self._reward_args(reward, within, token)))
+        if event.activated:
+            changes.append(("EVALSHA", self._sha[scripts.ACTIVATE], 1, key))
+        zadd = ("ZADD", keys.due(event.policy), "NX", repr(event.deadline), event.event_id)
+        with _reaching_redis():
+            if self._cluster:  # two nodes: the event's changes first, then its due entry
+                answers = await self._batch(changes)
+                await self._batch([zadd])
+            else:
+                answers = (await self._batch([*changes, zadd], atomic=True))[:-1]
+        code, *rest = _texts(answers[0])
+        if code == "taken":
+            raise AlreadyExists(
+                f"event {event.event_id!r} is held by another event (policy {rest[0]!r})",
+                "event_id",
+            )
+        if closed is not None:  # closed as the replica judged it, with its rewards
+            await self.close(dataclasses.replace(closed, rewards=[r for r, _ in rewards]))
 
     async def activate(self, event: Event) -> Event:
         """Mark the event activated while it is pending; the event as Redis holds it (a
@@ -377,6 +444,11 @@ def _held(read: Event, answer: Sequence[bytes | None]) -> Event:
         return _event(e, r, a)
     rewards = codec.decode_rewards(r) if r else []
     return dataclasses.replace(read, rewards=rewards, activated=read.activated or a == b"1")
+
+
+def new_token() -> str:
+    """A call's token: 16 hex digits (the scripts read exactly 16 characters)."""
+    return os.urandom(8).hex()
 
 
 def _flag(value: bool) -> str:

@@ -13,6 +13,7 @@ class RewardStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REWARD_STATUS_ACCEPTED: _ClassVar[RewardStatus]
     REWARD_STATUS_DUPLICATE: _ClassVar[RewardStatus]
     REWARD_STATUS_LATE: _ClassVar[RewardStatus]
+    REWARD_STATUS_QUEUED: _ClassVar[RewardStatus]
 
 class ActivationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,6 +32,7 @@ REWARD_STATUS_UNSPECIFIED: RewardStatus
 REWARD_STATUS_ACCEPTED: RewardStatus
 REWARD_STATUS_DUPLICATE: RewardStatus
 REWARD_STATUS_LATE: RewardStatus
+REWARD_STATUS_QUEUED: RewardStatus
 ACTIVATION_STATUS_UNSPECIFIED: ActivationStatus
 ACTIVATION_STATUS_ACTIVATED: ActivationStatus
 ACTIVATION_STATUS_ALREADY_ACTIVE: ActivationStatus

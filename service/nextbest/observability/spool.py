@@ -1,0 +1,81 @@
+"""Metrics of a serving replica's spool (Redis mode): whether it reaches Redis, what it
+holds while it does not, and what became of it. Registered only in Redis mode, so that
+embedded mode exports no Redis gauge stuck at 0."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from nextbest.observability.metrics import Metrics
+from nextbest.policy.errors import DecisionError
+
+
+class SpoolTelemetry:
+    """The :class:`~nextbest.store.redis.spool.SpoolWatcher` of a server. Label values
+    are fixed sets: kind (decision, reward) and reason (an error class name)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        r = metrics.registry
+        self.reachable = Gauge(
+            "nextbest_redis_reachable",
+            "1 while this replica reaches Redis, 0 while it spools",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.records = Gauge(
+            "nextbest_spool_records",
+            "Decisions and queued rewards this replica holds for Redis (its spool)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.size = Gauge(
+            "nextbest_spool_bytes",
+            "Bytes of this replica's spool on disk",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.full = Gauge(
+            "nextbest_spool_full",
+            "1 while the spool is full: the replica refuses calls and says NOT_SERVING",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.spooled_total = Counter(
+            "nextbest_spooled",
+            "Decisions and rewards kept in the spool while Redis was unreachable",
+            ["kind"],
+            registry=r,
+        )
+        self.replayed_total = Counter(
+            "nextbest_spool_replayed",
+            "Spooled decisions and queued rewards handed over to Redis",
+            ["kind"],
+            registry=r,
+        )
+        self.dropped_total = Counter(
+            "nextbest_spool_dropped",
+            "Spooled decisions and queued rewards Redis refused at replay (e.g. an event id "
+            "another replica used meanwhile, a reward for an unknown event)",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.reachable.set(1)
+        for kind in ("decision", "reward"):  # at 0 from the start: increase() sees the first
+            self.spooled_total.labels(kind)
+            self.replayed_total.labels(kind)
+
+    def spooled(self, kind: str) -> None:
+        self.metrics.child(self.spooled_total, kind).inc()
+
+    def replayed(self, kind: str) -> None:
+        self.metrics.child(self.replayed_total, kind).inc()
+
+    def dropped(self, kind: str, reason: DecisionError) -> None:
+        self.metrics.child(self.dropped_total, kind, type(reason).__name__).inc()
+
+    def state(self, reachable: bool, records: int, size: int, full: bool) -> None:
+        self.reachable.set(1 if reachable else 0)
+        self.records.set(records)
+        self.size.set(size)
+        self.full.set(1 if full else 0)
