@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,8 +24,12 @@ from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
 from nextbest.observability.spool import SpoolTelemetry
 from nextbest.policy.config import Config
+from nextbest.policy.control import SYNC_CALLER, AuditRecord, Control, Told
 from nextbest.policy.engine import Engine
+from nextbest.policy.errors import DecisionError
+from nextbest.policy.overrides import Overrides
 from nextbest.settings import ServerSettings
+from nextbest.store.redis.config_sync import ConfigSync, Reload
 from nextbest.store.redis.connection import Client, connect, shown
 from nextbest.store.redis.learner import Learner
 from nextbest.store.redis.models import ModelFollower
@@ -31,6 +37,8 @@ from nextbest.store.redis.spool import SpoolingStore
 from nextbest.store.redis.store import RedisEventStore
 
 COUNTS_EVERY = 1.0  # seconds between refreshes of the pending counts /metrics shows
+CONFIG_CHECK_EVERY = 0.5  # seconds between checks of the shared config (pub/sub is at once)
+OVERRIDE_KINDS = frozenset({"exploration", "mode", "clear"})
 
 
 class RedisMode:
@@ -44,6 +52,7 @@ class RedisMode:
         self.client: Client | None = None
         self.store: RedisEventStore | None = None
         self.spool: SpoolingStore | None = None  # serving roles: the engine's store
+        self.sync: ConfigSync | None = None  # set by `start`
         self.learner: Learner | None = None
         self.follower: ModelFollower | None = None
         self._engine: Engine | None = None  # set by `start`: its policies are the ones closed
@@ -98,11 +107,29 @@ class RedisMode:
     def _policies(self) -> list[str]:
         return sorted(self._engine.policies) if self._engine is not None else []
 
-    def start(self, engine: Engine, config: Config) -> None:
-        """The background work of this role (the engine is the one built on `store`)."""
+    def told(self, told: Told, engine: Callable[[], Engine]) -> Told:
+        """`told`, and config changes made here announced to every replica."""
+        return _Announcer(told, engine, lambda: self.sync)
+
+    async def start(self, engine: Engine, config: Config, control: Control, reload: Reload) -> None:
+        """The background work of this role (the engine is the one built on `store`);
+        `control` puts overrides made elsewhere in force, `reload` reloads the policy file
+        when another replica did."""
         assert self.client is not None
         assert self.store is not None
         self._engine = engine
+        self.sync = ConfigSync(
+            self.client,
+            uuid.uuid4().hex,
+            reload=reload,
+            follow=functools.partial(self._follow, control),
+            interval=CONFIG_CHECK_EVERY,
+        )
+        try:
+            await self.sync.start()
+        except Exception as exc:  # Redis went away since open(): the follower catches up
+            self.log.warning("config_check_failed", reason=str(exc))
+        self._tasks.append(asyncio.create_task(self.sync.run(), name="nextbest-config"))
         self._tasks.append(asyncio.create_task(self._counts(), name="nextbest-redis-counts"))
         if self.spool is not None:
             self._tasks.append(
@@ -126,6 +153,13 @@ class RedisMode:
             self._tasks.append(asyncio.create_task(self.learner.run(), name="nextbest-learner"))
         self.log.info("redis_mode", redis=shown(self.url), role=self.settings.role)
 
+    def _follow(self, control: Control, policy: str, overrides: Overrides, kind: str) -> None:
+        try:
+            if control.follow(policy, overrides, kind):
+                self.log.info("config_followed", policy=policy, change=kind)
+        except DecisionError as exc:  # they do not fit this replica's file: said, not applied
+            self.log.error("config_follow_rejected", policy=policy, change=kind, reason=str(exc))
+
     async def _counts(self) -> None:
         assert self.store is not None
         while True:
@@ -141,3 +175,26 @@ class RedisMode:
             self.spool.release()  # what is still spooled is replayed by the next start
         if self.client is not None:
             await self.client.aclose()
+
+
+class _Announcer:
+    """A Control's `Told` that also announces, through `ConfigSync`, the config changes
+    made in this process (not those it followed from another one)."""
+
+    def __init__(
+        self, told: Told, engine: Callable[[], Engine], sync: Callable[[], ConfigSync | None]
+    ) -> None:
+        self._told = told
+        self._engine = engine
+        self._sync = sync
+
+    def changed(self, record: AuditRecord) -> None:
+        self._told.changed(record)
+        sync = self._sync()
+        if sync is None or record.caller == SYNC_CALLER:
+            return
+        if record.kind == "reload" and "rejected" not in record.new:
+            sync.announce_reload()
+        elif record.kind in OVERRIDE_KINDS:
+            overrides = self._engine().overrides.get(record.policy, {})
+            sync.announce_overrides(record.policy, overrides, record.kind)

@@ -27,7 +27,7 @@ from nextbest.observability.http import serve_metrics
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics, Telemetry
 from nextbest.policy.config import Config, load_config
-from nextbest.policy.control import Control, ReloadVerdict
+from nextbest.policy.control import SYNC_CALLER, Control, ReloadVerdict, Told
 from nextbest.policy.engine import Engine, PreparedConfig
 from nextbest.policy.errors import ConfigError, DecisionError
 from nextbest.policy.model import Model
@@ -126,9 +126,10 @@ class Server:
             overrides=self._overrides,
             learns=learns,
         )
-        self.control = Control(
-            self.engine, self.control_files, time.time, AuditTelemetry(self.metrics)
-        )
+        told: Told = AuditTelemetry(self.metrics)
+        if self.redis is not None:  # and announced to every replica
+            told = self.redis.told(told, lambda: self.engine)
+        self.control = Control(self.engine, self.control_files, time.time, told)
         self.metrics.watch(
             self.engine.pending_counts,
             lambda: {name: rt.model.version for name, rt in self.engine.policies.items()},
@@ -198,6 +199,8 @@ class Server:
                 self.metrics,
             )
             self.http_port = self._personalizer.port
+        if self.redis is not None:  # its config follower first: the shared overrides
+            await self.redis.start(self.engine, self._config, self.control, self._follow_reload)
         await server.start()
         self._grpc = server
         for name in ("", SERVICE_NAME):
@@ -205,8 +208,6 @@ class Server:
         self._tasks = []
         if self.store is not None:
             self._tasks.append(asyncio.create_task(self.store.sync_periodically(), name="fsync"))
-        if self.redis is not None:
-            self.redis.start(self.engine, self._config)
         if self.redis is None or self.redis.learns:  # in Redis mode: the closer of windows
             self._tasks.append(asyncio.create_task(self._join_clock(), name="nextbest-joins"))
         self.log.info(
@@ -227,6 +228,10 @@ class Server:
             mtls=self.settings.tls_client_ca is not None,
             auth_file=str(self.settings.auth_file) if self.settings.auth_file else None,
         )
+
+    async def _follow_reload(self) -> None:
+        """Redis mode: another replica reloaded its policy file; reload ours."""
+        await self._reload_for("reloaded on another replica", SYNC_CALLER)
 
     def _spool_full(self, full: bool) -> None:
         """Redis mode: a full spool refuses calls; health says so until it empties."""

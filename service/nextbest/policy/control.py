@@ -29,6 +29,7 @@ from nextbest.policy.overrides import (
 )
 
 MAX_REASON_LENGTH = 1024
+SYNC_CALLER = "redis"  # the caller of a change followed from another replica (Redis mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,19 @@ class Control:
             self.engine.set_overrides(rt.name, rt.overrides, kind)
             raise
         return fresh
+
+    def follow(self, policy: str, overrides: Overrides, kind: str) -> bool:
+        """Put in force a policy's overrides made on another replica (Redis mode): kept,
+        applied, not audited (the replica where ops made the change audited it). False
+        when nothing changed or the policy is not configured here; InvalidArgument when
+        they do not fit this replica's file."""
+        rt = self.engine.policies.get(policy)
+        if rt is None or rt.overrides == overrides:
+            return False
+        apply(rt.file_config, overrides)
+        self.store.save_overrides(_kept({**self.engine.overrides, policy: overrides}))
+        self.engine.set_overrides(policy, overrides, kind)
+        return True
 
     # -- reloads and models --------------------------------------------------------------------
 

@@ -51,25 +51,18 @@ class ControlFiles:
         (serving without them would silently undo what ops set)."""
         path = self.data_dir / OVERRIDES
         try:
-            data = orjson.loads(path.read_bytes())
+            data = path.read_bytes()
         except FileNotFoundError:
             return {}
-        except (OSError, orjson.JSONDecodeError) as exc:
+        except OSError as exc:
             raise ConfigError(f"{path}: cannot read the live overrides: {exc}") from None
         try:
-            return {
-                policy: {setting: override_from(setting, o) for setting, o in settings.items()}
-                for policy, settings in data.items()
-            }
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path}: not an overrides file: {exc}") from None
+            return overrides_from_json(data)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     def save_overrides(self, overrides: Mapping[str, Overrides]) -> None:
-        data = {
-            policy: {setting: _fields(o) for setting, o in settings.items()}
-            for policy, settings in overrides.items()
-        }
-        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        text = overrides_json(overrides)
         try:
             write_atomic(self.data_dir / OVERRIDES, text)
         except OSError as exc:
@@ -127,6 +120,31 @@ class ControlFiles:
             self.store.keep_model(policy, model)
         except OSError as exc:
             raise Unavailable(f"cannot save the model: {exc.strerror or exc}") from None
+
+
+def overrides_json(overrides: Mapping[str, Overrides]) -> bytes:
+    """Every policy's overrides as the overrides file holds them (also what Redis mode
+    shares between replicas)."""
+    data = {
+        policy: {setting: _fields(o) for setting, o in settings.items()}
+        for policy, settings in overrides.items()
+    }
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+def overrides_from_json(data: bytes) -> dict[str, Overrides]:
+    """What `overrides_json` wrote; ValueError saying why when it is not that."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"cannot read the live overrides: {exc}") from None
+    try:
+        return {
+            policy: {setting: override_from(setting, o) for setting, o in settings.items()}
+            for policy, settings in doc.items()
+        }
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an overrides file: {exc}") from None
 
 
 def _fields(o: Override) -> dict[str, Any]:

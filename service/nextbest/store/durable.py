@@ -77,14 +77,14 @@ class Durability:
 
     Every record is written (write(2)) before its RPC answers, so a crash of the process
     loses nothing acknowledged whatever these say; they bound what a crash of the machine
-    may lose, and the disk the data dir uses (see the module's docstring).
+    may lose (see the module's docstring), and how much disk the data dir takes.
 
     Attributes:
         fsync: When written records are fsynced (the server's ``--fsync``). ``always``:
             before the RPC answers (concurrent RPCs share one fsync), so a crash of the
             machine loses nothing; ``interval`` (default): every ``fsync_interval`` seconds,
             losing at most that much; ``never``: when the kernel flushes (typically within
-            30 s on Linux).
+            30 s on Linux). Every mode also fsyncs before a checkpoint and at shutdown.
         fsync_interval: Seconds between two fsyncs in ``interval`` mode; default 1.0.
         segment_bytes: Bytes after which a journal, decision-log or late-reward segment is
             closed and a new one started; segments are what compaction deletes. Default
@@ -92,8 +92,9 @@ class Durability:
         retention_bytes: Bytes of decision log kept per policy: past it, the oldest segments
             are deleted at a checkpoint, except those a kept checkpoint needs for replay.
             Default 1 GiB.
-        retention_age: Seconds after its last write that a decision-log or late-reward
-            segment is deleted (decision logs: except for replay, as above). Default 7 days.
+        retention_age: Seconds after its last write past which a decision-log or
+            late-reward segment is deleted at a checkpoint (decision logs: except for
+            replay, as above). Default 7 days.
         keep_checkpoints: Model checkpoints kept per policy, the newest; older ones are
             deleted. What ``rollback_model`` can return to. Default 3.
     """

@@ -20,7 +20,8 @@ from __future__ import annotations
 PREFIX = "nb"
 LEARNERS = "learners"  # the consumer group on every policy's joined stream
 MODELS_CHANNEL = f"{PREFIX}:models"  # pub/sub: "<policy>\n<version>" when a model is published
-CONFIG_CHANNEL = f"{PREFIX}:config"  # pub/sub: a replica reloaded its config
+CONFIG_CHANNEL = f"{PREFIX}:config"  # pub/sub: "<origin>\n<version>" when config changed
+CONFIG = f"{PREFIX}:config:state"  # hash: the shared config changes (see config_sync)
 
 
 def event(event_id: str) -> str:

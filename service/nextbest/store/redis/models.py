@@ -29,10 +29,8 @@ from nextbest.policy.engine import Engine
 from nextbest.policy.errors import ConfigError
 from nextbest.policy.model import Model
 from nextbest.store.redis import keys
+from nextbest.store.redis.channel import listen
 from nextbest.store.redis.connection import Client
-
-MAX_BACKOFF = 10.0  # seconds before the channel is subscribed again after an error
-LISTEN_POLL = 1.0  # seconds a read of the channel waits for a message, at most
 
 
 def _text(value: Any) -> str:
@@ -65,7 +63,10 @@ class ModelFollower:
 
     async def run(self) -> None:
         """Follow until cancelled."""
-        listening = asyncio.create_task(self._listen(), name="nextbest-models-listen")
+        listening = asyncio.create_task(
+            listen(self.client, keys.MODELS_CHANNEL, self._heard, self.log),
+            name="nextbest-models-listen",
+        )
         try:
             while True:
                 await self.check()
@@ -143,28 +144,7 @@ class ModelFollower:
         runtime = self.engine.policies.get(policy)
         self._ignored[policy] = (*seen, "" if runtime is None else runtime.config.vw_args)
 
-    async def _listen(self) -> None:
-        """Wake the checks when a model of a configured policy is published; resubscribe
-        after an error (the periodic check covers what is missed meanwhile)."""
-        backoff = 0.0
-        while True:
-            pubsub = self.client.pubsub()
-            try:
-                await pubsub.subscribe(keys.MODELS_CHANNEL)
-                backoff = 0.0
-                while True:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=LISTEN_POLL
-                    )
-                    if message is None or message.get("type") != "message":
-                        continue
-                    policy = _text(message.get("data", b"")).split("\n", 1)[0]
-                    if policy in self.engine.policies:
-                        self._wake.set()
-            except (RedisError, OSError) as exc:
-                backoff = min(max(2 * backoff, 0.1), MAX_BACKOFF)
-                self.log.warning("models_channel_lost", reason=str(exc), retry_in=backoff)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(backoff)
+    def _heard(self, data: bytes) -> None:
+        """A model was published ("<policy>\n<version>"): check it now if it is ours."""
+        if data.decode(errors="replace").split("\n", 1)[0] in self.engine.policies:
+            self._wake.set()
