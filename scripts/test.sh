@@ -10,6 +10,8 @@ echo "== ruff"
 "$VENV/bin/ruff" format --check .
 echo "== mypy"
 "$VENV/bin/mypy"
+echo "== docs"
+bash "$ROOT/scripts/docs.sh"
 bash "$ROOT/scripts/test-typescript.sh"
 echo "== adapter venvs (CrewAI and AutoGen pin what the server pins differently)"
 bash "$ROOT/scripts/test-adapters.sh" --build-only

@@ -1,8 +1,25 @@
 """Client for nextbest, the contextual-bandit decision service for AI agents.
 
 ``NextBest`` (sync) and ``AsyncNextBest`` (asyncio) wrap the generated stubs of
-:mod:`nextbest_client.v1`; ``Admin`` / ``AsyncAdmin`` are the operators' AdminService client;
+``nextbest_client.v1``; ``Admin`` / ``AsyncAdmin`` are the operators' AdminService client;
 framework adapters live in :mod:`nextbest_client.adapters`.
+
+Decide, act, then report how it went:
+
+    with NextBest("127.0.0.1:50051") as nb:
+        d = nb.decide("support.next_step", "billing_dispute", {"amount": 80.0})
+        d.reward(resolved=1)
+
+Types of the arguments:
+
+- ``Context``: a decision's (or an inline action's) features, name → ``ContextValue``;
+  every value is checked before any call (:class:`InvalidContextValue`).
+- ``ContextValue``: a feature value: a str, an int or float, a bool, or a list of str.
+- ``RewardSpec``: a reward: a number, or named signals the policy's reward spec weighs into
+  one (``{"resolved": 1, "csat": 5}``).
+
+Failures raise :class:`NextBestError` subclasses: one per gRPC status the server uses, with
+the request field at fault in ``field``.
 """
 
 from nextbest_client._channel import Retry, TLSConfig

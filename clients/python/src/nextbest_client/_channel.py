@@ -29,11 +29,21 @@ PEM: TypeAlias = str | Path | bytes
 
 @dataclass(frozen=True)
 class TLSConfig:
-    """TLS settings of a channel: the CA that signed the server's certificate (default: the
-    system's roots), and for mTLS the client's certificate chain and key.
+    """TLS settings of a channel: whom the client trusts, and for mTLS who it is.
 
-    ``server_name`` overrides the name checked against the server's certificate (when the
-    target is an IP address or a load balancer's name the certificate does not list).
+    Each PEM is a file's path, or the PEM itself (bytes, or a str starting with
+    ``-----BEGIN``); files are read when a client makes its channel.
+
+    Args:
+        ca: The CA certificate(s) that signed the server's certificate; None trusts the
+            system's root certificates.
+        cert: The client's certificate chain, for mTLS; given together with ``key``.
+        key: The client's private key, for mTLS; given together with ``cert``.
+        server_name: The name checked against the server's certificate, for a target the
+            certificate does not list (an IP address, a load balancer's name).
+
+    Raises:
+        ValueError: ``cert`` without ``key``, or ``key`` without ``cert``.
     """
 
     ca: PEM | None = None
@@ -47,14 +57,27 @@ class TLSConfig:
 
     @classmethod
     def from_env(cls) -> TLSConfig | None:
-        """From ``NEXTBEST_TLS_CA``, ``NEXTBEST_TLS_CERT`` and ``NEXTBEST_TLS_KEY`` (file
-        paths); None when none is set."""
+        """The settings of ``NEXTBEST_TLS_CA``, ``NEXTBEST_TLS_CERT`` and ``NEXTBEST_TLS_KEY``.
+
+        Each variable holds a file's path; the clients read them when ``tls`` is None.
+
+        Returns:
+            The settings, or None when none of the three is set (a plaintext channel).
+
+        Raises:
+            ValueError: Only one of ``NEXTBEST_TLS_CERT`` and ``NEXTBEST_TLS_KEY`` is set.
+        """
         ca, cert, key = (os.environ.get(f"NEXTBEST_TLS_{n}") or None for n in ("CA", "CERT", "KEY"))
         if ca is None and cert is None and key is None:
             return None
         return cls(ca=ca, cert=cert, key=key)
 
     def credentials(self) -> grpc.ChannelCredentials:
+        """The grpc channel credentials these settings describe, PEM files read now.
+
+        Raises:
+            OSError: A PEM file cannot be read; the message names the setting and the path.
+        """
         return grpc.ssl_channel_credentials(
             root_certificates=_pem(self.ca, "ca"),
             private_key=_pem(self.key, "key"),
@@ -87,6 +110,15 @@ class Retry:
     Every RPC is safe to repeat: Decide and DecideBatch carry event ids made before the first
     attempt (the server returns the stored decision), Reward carries a reward id (a repeat is
     a DUPLICATE, never counted twice), Activate and Explain are idempotent.
+
+    Args:
+        attempts: Total attempts, the first included; 1 disables retries.
+        initial_backoff: Seconds to wait before the first retry.
+        max_backoff: The longest wait before any retry, in seconds.
+        multiplier: The factor by which the wait grows from one retry to the next.
+
+    Raises:
+        ValueError: ``attempts`` is below 1.
     """
 
     attempts: int = 4
@@ -100,7 +132,13 @@ class Retry:
             raise ValueError("Retry.attempts must be at least 1")
 
     def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (0-based), jittered in [½, 1]."""
+        """Seconds to wait before a retry: the backoff, times a random factor in [½, 1].
+
+        The jitter keeps clients that failed together from retrying together.
+
+        Args:
+            retry: The retry's number, 0 for the first retry (the second attempt).
+        """
         backoff = min(self.max_backoff, self.initial_backoff * self.multiplier**retry)
         return backoff * random.uniform(0.5, 1.0)
 

@@ -37,9 +37,14 @@ def _settle(
 
 
 class Connection:
+    """One sync channel, its token and timeout, and the retry loop; a context manager."""
+
     target: str
+    """The server's address, as given."""
     timeout: float
+    """Seconds each attempt may take."""
     retry: _channel.Retry
+    """Retries of UNAVAILABLE and DEADLINE_EXCEEDED."""
     _metadata: _channel.Metadata
 
     def __init__(
@@ -56,6 +61,7 @@ class Connection:
         _settle(self, target, token, timeout, retry)
 
     def close(self) -> None:
+        """Close the channel; calls in flight are cancelled. ``with`` calls it on exit."""
         self._channel.close()
 
     def __enter__(self) -> Self:
@@ -83,9 +89,14 @@ class Connection:
 
 
 class AsyncConnection:
+    """One asyncio channel, its token and timeout, and the retry loop; ``async with``."""
+
     target: str
+    """The server's address, as given."""
     timeout: float
+    """Seconds each attempt may take."""
     retry: _channel.Retry
+    """Retries of UNAVAILABLE and DEADLINE_EXCEEDED."""
     _metadata: _channel.Metadata
 
     def __init__(
@@ -102,6 +113,7 @@ class AsyncConnection:
         _settle(self, target, token, timeout, retry)
 
     async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled. ``async with`` calls it on exit."""
         await self._channel.close()
 
     async def __aenter__(self) -> Self:

@@ -21,7 +21,7 @@ Context: TypeAlias = Mapping[str, Any]
 
 Typed ``Any`` on purpose: a dict literal mixing texts, numbers and lists is inferred as
 ``dict[str, object]``, which a stricter type would refuse; every value is checked at run time
-instead, before any call (:class:`~nextbest_client.InvalidContextValue`)."""
+instead, before any call (:class:`InvalidContextValue`)."""
 
 _EXPECTED = "expected str, int, float, bool or list[str]"
 

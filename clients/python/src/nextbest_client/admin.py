@@ -36,8 +36,25 @@ def _exploration(
 
 
 class Admin(Connection):
-    """A synchronous AdminService client; the connection arguments are those of
-    :class:`nextbest_client.NextBest` (``token`` and ``tls`` also from the environment)."""
+    """A synchronous AdminService client: steer a running service's policies.
+
+    Changes need a token with the ``admin`` scope, reads the ``read`` scope. Reads are
+    retried like the decision client's calls; changes are sent once. Close it with
+    ``close()``, or use it as a context manager.
+
+    Args:
+        target: The server's address, ``host:port``.
+        token: Sent as ``authorization: Bearer <token>``; None reads ``NEXTBEST_TOKEN``,
+            ``""`` sends no token.
+        tls: As for :class:`NextBest`: a :class:`TLSConfig`, True, False, grpc credentials,
+            or None to read ``NEXTBEST_TLS_*`` (plaintext when unset).
+        timeout: Seconds each attempt may take.
+        retry: Retries of reads on UNAVAILABLE and DEADLINE_EXCEEDED; None uses ``Retry()``.
+        options: gRPC channel arguments, over the client's defaults.
+
+    Raises:
+        ValueError, OSError, TypeError: As for :class:`NextBest`.
+    """
 
     def __init__(
         self,
@@ -55,11 +72,25 @@ class Admin(Connection):
         self._stub = arpc.AdminServiceStub(self._channel)
 
     def list_policies(self) -> list[apb.PolicyStatus]:
-        """Every policy, as :meth:`get_policy` shows it."""
+        """Every policy, as :meth:`get_policy` shows it (``read`` scope).
+
+        Raises:
+            NextBestError: The call failed, e.g. :class:`PermissionDenied`.
+        """
         return list(self._call(self._stub.ListPolicies, apb.ListPoliciesRequest()).policies)
 
     def get_policy(self, policy: str) -> apb.PolicyStatus:
-        """Settings in force, the file's under them, overrides (who, when, why), counters."""
+        """A policy's settings in force, the file's under them, overrides, counters.
+
+        Each override records who set it, when and why (``read`` scope).
+
+        Args:
+            policy: The policy's name.
+
+        Raises:
+            NotFound: No policy of that name.
+            NextBestError: Any other failure, e.g. :class:`PermissionDenied`.
+        """
         return self._call(self._stub.GetPolicy, apb.GetPolicyRequest(policy=policy))
 
     def set_exploration(
@@ -70,38 +101,133 @@ class Admin(Connection):
         per_intent: Mapping[str, float] | None = None,
         reason: str = "",
     ) -> apb.PolicyStatus:
-        """Override ε and/or per-intent ε live (never above the policy's max_epsilon)."""
+        """Override the exploration rate ε live, for the whole policy and/or per intent.
+
+        Sent once, never retried (``admin`` scope).
+
+        Args:
+            policy: The policy's name.
+            epsilon: The new ε for every intent without its own; None leaves it.
+            per_intent: Intent → ε, for those intents.
+            reason: Why; required (an empty one is refused), kept with the override
+                and in the audit log.
+
+        Returns:
+            The policy's status after the change.
+
+        Raises:
+            InvalidArgument: An ε outside 0 to the policy's ``max_epsilon``, neither
+                ``epsilon`` nor ``per_intent``, or no reason.
+            NotFound: No policy of that name.
+            NextBestError: Any other failure, e.g. :class:`PermissionDenied`.
+        """
         request = _exploration(policy, epsilon, per_intent, reason)
         return self._call(self._stub.SetExploration, request, _ONCE)
 
     def set_mode(self, policy: str, mode: str, *, reason: str = "") -> apb.PolicyStatus:
-        """Override the learning mode: online, apprentice, frozen or logging_only."""
+        """Override the learning mode live; sent once, never retried (``admin`` scope).
+
+        Args:
+            policy: The policy's name.
+            mode: ``online``, ``apprentice``, ``frozen`` or ``logging_only``.
+            reason: Why; required (an empty one is refused), kept with the override
+                and in the audit log.
+
+        Returns:
+            The policy's status after the change.
+
+        Raises:
+            InvalidArgument: An unknown mode, or no reason.
+            NotFound: No policy of that name.
+            NextBestError: Any other failure, e.g. :class:`PermissionDenied`.
+        """
         request = apb.SetModeRequest(policy=policy, mode=mode, reason=reason)
         return self._call(self._stub.SetMode, request, _ONCE)
 
     def clear_overrides(self, policy: str, *, reason: str = "") -> apb.PolicyStatus:
-        """Drop every live override: the file's settings apply again."""
+        """Drop every live override: the file's settings apply again (``admin`` scope).
+
+        Args:
+            policy: The policy's name.
+            reason: Why; required (an empty one is refused), kept in the audit log.
+
+        Returns:
+            The policy's status after the change.
+
+        Raises:
+            InvalidArgument: No reason.
+            NotFound: No policy of that name.
+            NextBestError: Any other failure, e.g. :class:`PermissionDenied`.
+        """
         request = apb.ClearOverridesRequest(policy=policy, reason=reason)
         return self._call(self._stub.ClearOverrides, request, _ONCE)
 
     def reload_config(self, *, reason: str = "") -> apb.ReloadConfigResponse:
-        """Re-read the policy file (as SIGHUP does): ``applied``, else ``error``."""
+        """Re-read the policy file, as SIGHUP does (``admin`` scope).
+
+        Args:
+            reason: Why, recorded in the audit log.
+
+        Returns:
+            ``applied`` when the new file is in force, else ``error`` says why not (the
+            settings in force stay).
+
+        Raises:
+            NextBestError: The call failed, e.g. :class:`PermissionDenied`.
+        """
         request = apb.ReloadConfigRequest(reason=reason)
         return self._call(self._stub.ReloadConfig, request, _ONCE)
 
     def list_models(self, policy: str) -> list[apb.ModelCheckpoint]:
-        """The policy's model checkpoints, newest first."""
+        """The policy's model checkpoints, newest first (``read`` scope).
+
+        Args:
+            policy: The policy's name.
+
+        Raises:
+            NotFound: No policy of that name.
+            NextBestError: Any other failure, e.g. :class:`PermissionDenied`.
+        """
         request = apb.ListModelsRequest(policy=policy)
         return list(self._call(self._stub.ListModels, request).models)
 
     def rollback_model(self, policy: str, version: str, *, reason: str = "") -> apb.PolicyStatus:
-        """Serve the checkpoint ``version`` from now on (and after a restart)."""
+        """Serve the checkpoint ``version`` from now on, and after a restart (``admin`` scope).
+
+        Args:
+            policy: The policy's name.
+            version: A checkpoint's version, as :meth:`list_models` lists it.
+            reason: Why; required (an empty one is refused), kept in the audit log.
+
+        Returns:
+            The policy's status after the change.
+
+        Raises:
+            InvalidArgument: No reason, or no version.
+            NotFound: No policy of that name, or no checkpoint of that version.
+            NextBestError: Any other failure, e.g. :class:`PermissionDenied`.
+        """
         request = apb.RollbackModelRequest(policy=policy, version=version, reason=reason)
         return self._call(self._stub.RollbackModel, request, _ONCE)
 
 
 class AsyncAdmin(AsyncConnection):
-    """The asyncio twin of :class:`Admin`; create it inside the running loop."""
+    """The asyncio twin of :class:`Admin`; create it inside the running event loop.
+
+    Every method is awaited and takes the arguments of its :class:`Admin` twin. Close it with
+    ``await close()``, or use it with ``async with``.
+
+    Args:
+        target: The server's address, ``host:port``.
+        token: Sent as ``authorization: Bearer <token>``; None reads ``NEXTBEST_TOKEN``.
+        tls: As for :class:`NextBest`.
+        timeout: Seconds each attempt may take.
+        retry: Retries of reads on UNAVAILABLE and DEADLINE_EXCEEDED; None uses ``Retry()``.
+        options: gRPC channel arguments, over the client's defaults.
+
+    Raises:
+        ValueError, OSError, TypeError: As for :class:`NextBest`.
+    """
 
     def __init__(
         self,
@@ -119,10 +245,16 @@ class AsyncAdmin(AsyncConnection):
         self._stub = arpc.AdminServiceStub(self._channel)
 
     async def list_policies(self) -> list[apb.PolicyStatus]:
+        """Every policy; see :meth:`Admin.list_policies`."""
         response = await self._call(self._stub.ListPolicies, apb.ListPoliciesRequest())
         return list(response.policies)
 
     async def get_policy(self, policy: str) -> apb.PolicyStatus:
+        """A policy's settings, overrides and counters; see :meth:`Admin.get_policy`.
+
+        Args:
+            policy: The policy's name.
+        """
         status: apb.PolicyStatus = await self._call(
             self._stub.GetPolicy, apb.GetPolicyRequest(policy=policy)
         )
@@ -136,21 +268,49 @@ class AsyncAdmin(AsyncConnection):
         per_intent: Mapping[str, float] | None = None,
         reason: str = "",
     ) -> apb.PolicyStatus:
+        """Override ε live; see :meth:`Admin.set_exploration`.
+
+        Args:
+            policy: The policy's name.
+            epsilon: The new ε for every intent without its own; None leaves it.
+            per_intent: Intent → ε, for those intents.
+            reason: Why; required (an empty one is refused), kept with the override
+                and in the audit log.
+        """
         request = _exploration(policy, epsilon, per_intent, reason)
         status: apb.PolicyStatus = await self._call(self._stub.SetExploration, request, _ONCE)
         return status
 
     async def set_mode(self, policy: str, mode: str, *, reason: str = "") -> apb.PolicyStatus:
+        """Override the learning mode live; see :meth:`Admin.set_mode`.
+
+        Args:
+            policy: The policy's name.
+            mode: ``online``, ``apprentice``, ``frozen`` or ``logging_only``.
+            reason: Why; required (an empty one is refused), kept with the override
+                and in the audit log.
+        """
         request = apb.SetModeRequest(policy=policy, mode=mode, reason=reason)
         status: apb.PolicyStatus = await self._call(self._stub.SetMode, request, _ONCE)
         return status
 
     async def clear_overrides(self, policy: str, *, reason: str = "") -> apb.PolicyStatus:
+        """Drop every live override; see :meth:`Admin.clear_overrides`.
+
+        Args:
+            policy: The policy's name.
+            reason: Why; required (an empty one is refused), kept in the audit log.
+        """
         request = apb.ClearOverridesRequest(policy=policy, reason=reason)
         status: apb.PolicyStatus = await self._call(self._stub.ClearOverrides, request, _ONCE)
         return status
 
     async def reload_config(self, *, reason: str = "") -> apb.ReloadConfigResponse:
+        """Re-read the policy file; see :meth:`Admin.reload_config`.
+
+        Args:
+            reason: Why, recorded in the audit log.
+        """
         request = apb.ReloadConfigRequest(reason=reason)
         response: apb.ReloadConfigResponse = await self._call(
             self._stub.ReloadConfig, request, _ONCE
@@ -158,12 +318,24 @@ class AsyncAdmin(AsyncConnection):
         return response
 
     async def list_models(self, policy: str) -> list[apb.ModelCheckpoint]:
+        """The policy's model checkpoints, newest first; see :meth:`Admin.list_models`.
+
+        Args:
+            policy: The policy's name.
+        """
         response = await self._call(self._stub.ListModels, apb.ListModelsRequest(policy=policy))
         return list(response.models)
 
     async def rollback_model(
         self, policy: str, version: str, *, reason: str = ""
     ) -> apb.PolicyStatus:
+        """Serve the checkpoint ``version`` from now on; see :meth:`Admin.rollback_model`.
+
+        Args:
+            policy: The policy's name.
+            version: A checkpoint's version, as :meth:`list_models` lists it.
+            reason: Why; required (an empty one is refused), kept in the audit log.
+        """
         request = apb.RollbackModelRequest(policy=policy, version=version, reason=reason)
         status: apb.PolicyStatus = await self._call(self._stub.RollbackModel, request, _ONCE)
         return status

@@ -18,6 +18,10 @@ from nextbest_client.types import (
     DecisionFields,
     DecisionRequest,
     Explanation,
+    # Named by the fields inherited from DecisionFields: the dataclass __init__ resolves
+    # their annotations in this module (typing.get_type_hints, the API docs).
+    MaskedAction,  # noqa: F401
+    RankedAction,  # noqa: F401
     RewardResult,
     RewardSpec,
     activation_status,
@@ -32,10 +36,30 @@ log = logging.getLogger("nextbest_client")
 
 @dataclass(kw_only=True)
 class Decision(DecisionFields):
-    """One decision. Send its reward with :meth:`reward`, or use it as a context manager:
+    """One decision: the action to take, how it was chosen, and how to report the outcome.
 
-    ``with client.decide(...) as d:`` sends ``error_reward`` if the block raises before a
-    reward was sent, and ``default_reward`` (when set) if it ends without one.
+    Send the outcome with :meth:`reward`, or use the decision as a context manager, which
+    closes the loop itself: ``with client.decide(...) as d:`` sends ``error_reward`` if the
+    block raises before a reward was sent, and ``default_reward`` (when set) if it ends
+    without one.
+
+    Attributes:
+        policy: The policy that decided.
+        event_id: The event's id, which rewards, activations and explanations name.
+        action: The action id to take.
+        probability: The probability with which ``action`` was drawn (its propensity).
+        explored: The action is not the model's greedy choice (exploration).
+        fallback: Every candidate was masked and the policy's fallback action was returned.
+        ranking: Every eligible action with its probability and score (:class:`RankedAction`).
+        masked: The actions left out, each with its reason and rule (:class:`MaskedAction`).
+        masked_reasons: Action id → why it was left out, for every masked action.
+        epsilon: The exploration rate applied to this decision.
+        model_version: The model that scored the actions.
+        config_version: The policy configuration in force.
+        rewarded: A reward was sent through this object (the context manager then sends none).
+        default_reward: Sent when a ``with`` block ends without a reward; None sends nothing.
+        error_reward: Sent when a ``with`` block raises before a reward; None sends nothing.
+        client: The client that made the decision, and sends its reward.
     """
 
     client: NextBest = field(repr=False, compare=False)
@@ -48,6 +72,21 @@ class Decision(DecisionFields):
         reward_id: str | None = None,
         **more_signals: float,
     ) -> RewardResult:
+        """Report this decision's outcome: :meth:`NextBest.reward` for its event.
+
+        Args:
+            value: The reward, higher is better; or give signals instead.
+            signals: Named outcome signals, weighed into one reward by the policy's spec.
+            reward_id: An idempotency key; made here when not given.
+            **more_signals: More signals, as keywords (``resolved=1, csat=5``).
+
+        Returns:
+            Whether the server took the reward, and its value after weighting and clipping.
+
+        Raises:
+            InvalidArgument: Both or neither of a value and signals, or a number not finite.
+            NextBestError: The call failed (see :meth:`NextBest.reward`).
+        """
         result = self.client.reward(
             self.event_id, value, signals=signals, reward_id=reward_id, **more_signals
         )
@@ -55,9 +94,11 @@ class Decision(DecisionFields):
         return result
 
     def activate(self) -> ActivationStatus:
+        """Activate this decision, made with ``defer=True``: see :meth:`NextBest.activate`."""
         return self.client.activate(self.event_id)
 
     def explain(self) -> Explanation:
+        """The server's record of this decision: see :meth:`NextBest.explain`."""
         return self.client.explain(self.event_id)
 
     def _send(self, spec: RewardSpec) -> None:
@@ -90,11 +131,30 @@ class Decision(DecisionFields):
 class NextBest(Connection):
     """A nextbest client over one gRPC channel; thread-safe, meant to be shared.
 
-    ``token`` is sent as ``authorization: Bearer <token>`` (default: ``NEXTBEST_TOKEN``).
-    ``tls``: a :class:`TLSConfig` (CA, client certificate and key), ``True`` for TLS with the
-    system's roots, ``False`` for plaintext, grpc credentials as given; default: from
-    ``NEXTBEST_TLS_CA`` / ``_CERT`` / ``_KEY``, plaintext when unset. ``timeout`` bounds each
-    attempt; ``retry`` retries UNAVAILABLE and DEADLINE_EXCEEDED (see :class:`Retry`).
+    Decide which action to take, report how it went, and read the server's record of an
+    event. Close it with ``close()``, or use it as a context manager.
+
+    Args:
+        target: The server's address, ``host:port``.
+        token: Sent as ``authorization: Bearer <token>``; None reads ``NEXTBEST_TOKEN``,
+            ``""`` sends no token whatever the environment says.
+        tls: A :class:`TLSConfig` (CA, client certificate and key), True for TLS with the
+            system's roots, False for plaintext, or grpc credentials used as given; None
+            reads ``NEXTBEST_TLS_CA`` / ``_CERT`` / ``_KEY``, plaintext when none is set.
+        timeout: Seconds each attempt may take (a retry gets as long again).
+        retry: Retries of UNAVAILABLE and DEADLINE_EXCEEDED; None uses ``Retry()``, see
+            :class:`Retry`.
+        options: gRPC channel arguments, over the client's defaults.
+        default_reward: What a decision's ``with`` block sends when it ends without a
+            reward (a number, or signals); None sends nothing.
+        error_reward: What a decision's ``with`` block sends when it raises before a
+            reward; None sends nothing.
+
+    Raises:
+        ValueError: ``tls`` is None and the environment sets only one of ``NEXTBEST_TLS_CERT``
+            and ``NEXTBEST_TLS_KEY``.
+        OSError: A PEM file of ``tls`` cannot be read.
+        TypeError: ``tls`` is of none of the types above.
     """
 
     def __init__(
@@ -138,8 +198,35 @@ class NextBest(Connection):
         actions: Mapping[str, Context] | None = None,
         event_id: str | None = None,
     ) -> Decision:
-        """Ask which action to take. ``actions`` adds inline actions (id → features), e.g.
-        the tools available right now; ``event_id`` is made here when not given."""
+        """Ask which action to take at a decision point.
+
+        The request is checked here first, so a bad value raises before any call.
+
+        Args:
+            policy: The policy (decision point) to ask, as named in the policy file.
+            intent: What the user wants, a label such as ``"billing_dispute"``.
+            context: Features of the situation: name → text, number, flag or list of texts.
+            candidates: Choose only among these action ids; None: every action.
+            exclude: Never choose these action ids.
+            baseline: The caller's own choice, returned in apprentice mode.
+            defer: Learn the event only if :meth:`activate` comes within the reward window.
+            actions: Inline actions, id → features, scored like the catalog's (e.g. the
+                tools an agent has right now).
+            event_id: The event's id; made here when not given. Repeating an id returns the
+                stored decision, so a retry never makes a second event.
+
+        Returns:
+            The decision; report its outcome with :meth:`Decision.reward`.
+
+        Raises:
+            InvalidContextValue: A context or feature value of a type that cannot be sent.
+            InvalidArgument: The request is malformed (e.g. an unknown action id); ``field``
+                names what to fix.
+            NotFound: The policy is unknown.
+            FailedPrecondition: Every action was masked and the policy has no usable fallback.
+            AlreadyExists: ``event_id`` was used before with another policy.
+            NextBestError: Any other failure, e.g. :class:`Unavailable` after the last retry.
+        """
         request = decide_request(
             policy=policy,
             intent=intent,
@@ -157,7 +244,19 @@ class NextBest(Connection):
         self,
         requests: Sequence[DecisionRequest | Mapping[str, Any]],
     ) -> list[Decision | NextBestError]:
-        """Many decisions in one call, in order; a bad item is returned as its error."""
+        """Many decisions in one call; each item succeeds or fails on its own.
+
+        Args:
+            requests: :class:`DecisionRequest` items, or dicts of :meth:`decide`'s arguments.
+
+        Returns:
+            One result per request, in order: a :class:`Decision`, or the item's error.
+
+        Raises:
+            InvalidArgument: An item is malformed before any call; ``field`` starts with
+                ``requests[i]``.
+            NextBestError: The call as a whole failed (e.g. more items than the server takes).
+        """
         batch = batch_request(requests)
         response = self._call(self._stub.DecideBatch, batch)
         out: list[Decision | NextBestError] = []
@@ -178,16 +277,58 @@ class NextBest(Connection):
         reward_id: str | None = None,
         **more_signals: float,
     ) -> RewardResult:
-        """Report an outcome: a number, or signals (``resolved=1, csat=5``)."""
+        """Report the outcome of a decision, so that the policy learns from it.
+
+        Give either a value or signals. A reward id is made before the first attempt, so a
+        retried reward is never counted twice.
+
+        Args:
+            event_id: The decision's event id.
+            value: The reward, higher is better; clipped to the policy's range.
+            signals: Named outcome signals, weighed into one reward by the policy's spec.
+            reward_id: An idempotency key: a second reward with this id is not applied.
+            **more_signals: More signals, as keywords (``resolved=1, csat=5``).
+
+        Returns:
+            The status (``accepted``, ``duplicate``, ``late`` …) and the computed value.
+
+        Raises:
+            InvalidArgument: Both or neither of a value and signals, a number not finite, or
+                a signal the policy does not know.
+            NotFound: The event is unknown (never decided, or past retention).
+            NextBestError: Any other failure, e.g. :class:`Unavailable` after the last retry.
+        """
         request = reward_request(event_id, value, {**(signals or {}), **more_signals}, reward_id)
         return reward_result(self._call(self._stub.Reward, request))
 
     def activate(self, event_id: str) -> ActivationStatus:
-        """Activate an event decided with ``defer=True``, so that it is learned."""
+        """Activate an event decided with ``defer=True``, so that it is learned.
+
+        Call it once the chosen action was really taken; an event never activated within
+        the reward window is logged but not learned.
+
+        Args:
+            event_id: The decision's event id.
+
+        Returns:
+            ``activated``, ``already_active`` (or not deferred), or ``late`` (window closed).
+
+        Raises:
+            NotFound: The event is unknown (never decided, or past retention).
+            NextBestError: Any other failure, e.g. :class:`Unavailable` after the last retry.
+        """
         request = pb.ActivateRequest(event_id=event_id)
         return activation_status(self._call(self._stub.Activate, request))
 
     def explain(self, event_id: str) -> Explanation:
-        """The stored record of an event: context, masks, pmf, rewards, join status."""
+        """The stored record of an event: context, masks, pmf, rewards, join status.
+
+        Args:
+            event_id: The decision's event id.
+
+        Raises:
+            NotFound: The event is unknown (never decided, or past retention).
+            NextBestError: Any other failure, e.g. :class:`Unavailable` after the last retry.
+        """
         request = pb.ExplainRequest(event_id=event_id)
         return explanation(self._call(self._stub.Explain, request))

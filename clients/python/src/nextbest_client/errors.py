@@ -16,7 +16,25 @@ _DETAILS_KEY = "grpc-status-details-bin"
 
 
 class NextBestError(Exception):
-    """An RPC failed. ``code`` is the gRPC status; ``field`` the request field at fault."""
+    """An RPC failed: the base of every error the clients raise.
+
+    Catch it to handle any failure; catch a subclass (one per gRPC status the server uses)
+    to handle one kind. ``str(error)`` is ``"<STATUS>: <message>"``.
+
+    Args:
+        message: What went wrong, as the server (or the client's own check) said it.
+        code: The gRPC status; None keeps the class's own.
+        field: The request field at fault, as the server named it in a
+            ``google.rpc.BadRequest`` detail (e.g. ``"context['amount']"``); None if none.
+        description: The violation without the field; None uses ``message``.
+
+    Attributes:
+        code: The gRPC status code.
+        message: What went wrong.
+        field: The request field at fault, or None: what a program reads instead of
+            parsing the message.
+        description: The violation without the field.
+    """
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
@@ -114,7 +132,14 @@ def error_for(
     field: str | None = None,
     description: str | None = None,
 ) -> NextBestError:
-    """The typed exception for a status code (a number, as in DecideBatch's DecideError)."""
+    """The typed exception for a status code: the subclass of :class:`NextBestError` for it.
+
+    Args:
+        code: The gRPC status, or its number (as in DecideBatch's DecideError).
+        message: The error's message.
+        field: The request field at fault; empty or None for none.
+        description: The violation without the field; None uses ``message``.
+    """
     status = _BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN) if isinstance(code, int) else code
     cls = _CLASSES.get(status, NextBestError)
     return cls(message, code=status, field=field or None, description=description)
@@ -135,7 +160,14 @@ def _violations(metadata: Iterable[Any] | None) -> list[tuple[str, str]]:
 
 
 def from_rpc_error(error: grpc.RpcError | grpc.aio.AioRpcError) -> NextBestError:
-    """Translate a failed call (sync or asyncio) into its typed exception."""
+    """Translate a failed call (sync or asyncio) into its typed exception.
+
+    The field at fault comes from the ``google.rpc.BadRequest`` detail of the trailing
+    metadata, when the server sent one.
+
+    Args:
+        error: The grpc error a stub raised.
+    """
     code: grpc.StatusCode = error.code()
     message: str = error.details() or code.name
     metadata = error.trailing_metadata()

@@ -12,7 +12,7 @@ from nextbest_client.v1 import decision_pb2 as pb
 RewardSpec: TypeAlias = float | Mapping[str, float]
 """A reward: a number, or named signals that the policy's reward spec weighs into one."""
 
-RewardStatus = Literal["accepted", "duplicate", "late"]
+RewardStatus = Literal["accepted", "duplicate", "late", "queued"]
 ActivationStatus = Literal["activated", "already_active", "late"]
 JoinStatus = Literal["pending", "learned", "skipped"]
 
@@ -20,6 +20,7 @@ _REWARD_STATUS: dict[int, RewardStatus] = {
     pb.REWARD_STATUS_ACCEPTED: "accepted",
     pb.REWARD_STATUS_DUPLICATE: "duplicate",
     pb.REWARD_STATUS_LATE: "late",
+    pb.REWARD_STATUS_QUEUED: "queued",
 }
 _ACTIVATION_STATUS: dict[int, ActivationStatus] = {
     pb.ACTIVATION_STATUS_ACTIVATED: "activated",
@@ -35,6 +36,14 @@ _JOIN_STATUS: dict[int, JoinStatus] = {
 
 @dataclass(frozen=True)
 class RankedAction:
+    """An eligible action as the decision ranked it.
+
+    Attributes:
+        action: The action id.
+        probability: The probability with which it was to be drawn.
+        score: The model's predicted reward (higher is better).
+    """
+
     action: str
     probability: float
     score: float
@@ -43,6 +52,16 @@ class RankedAction:
 
 @dataclass(frozen=True)
 class MaskedAction:
+    """An action left out of a decision, and why.
+
+    Attributes:
+        action: The action id.
+        reason: Why it was left out, for people (a safety rule's message, or the caller's
+            exclusion or candidates).
+        rule: The safety rule that masked it; None for the caller's exclusions and
+            candidates.
+    """
+
     action: str
     reason: str
     rule: str | None
@@ -51,7 +70,21 @@ class MaskedAction:
 
 @dataclass(frozen=True, kw_only=True)
 class DecisionRequest:
-    """One item of :meth:`NextBest.decide_batch`; the fields mean what decide's arguments do."""
+    """One item of :meth:`NextBest.decide_batch`.
+
+    A dict with these keys is accepted in its place.
+
+    Args:
+        policy: The policy (decision point) to ask.
+        intent: What the user wants, a label such as ``"billing_dispute"``.
+        context: Features of the situation: name → text, number, flag or list of texts.
+        candidates: Choose only among these action ids; None: every action.
+        exclude: Never choose these action ids.
+        baseline: The caller's own choice, returned in apprentice mode.
+        defer: Learn the event only if it is activated within the reward window.
+        actions: Inline actions, id → features, scored like the catalog's.
+        event_id: The event's id; made by the client when not given.
+    """
 
     policy: str
     intent: str
@@ -90,6 +123,7 @@ class DecisionFields:
 
     @property
     def masked_reasons(self) -> dict[str, str]:
+        """Action id → why it was left out, for every masked action."""
         return {m.action: m.reason for m in self.masked}
 
     @classmethod
@@ -113,14 +147,29 @@ class DecisionFields:
 
 @dataclass(frozen=True)
 class RewardResult:
+    """How the server took one reward."""
+
     status: RewardStatus
-    """accepted (counts for learning), duplicate (this reward id was already applied), late."""
+    """accepted (counts for learning), duplicate (this reward id was already applied), late
+    (the join had closed), or queued (Redis mode: the replica could not reach Redis; it
+    keeps the reward and joins it, as received now, when Redis is back)."""
     value: float
-    """The reward computed from this request (signals weighted, scaled, clipped)."""
+    """The reward computed from this request (signals weighted, scaled, clipped); 0 when
+    queued (computed when it is joined)."""
 
 
 @dataclass(frozen=True)
 class EligibleAction:
+    """An action that was eligible for a decision, as :class:`Explanation` records it.
+
+    Attributes:
+        action: The action id.
+        features: The action's features, as scored.
+        probability: The probability with which it was to be drawn.
+        score: The model's predicted reward (higher is better).
+        explore: The action may be explored; False: chosen only when it is the greedy choice.
+    """
+
     action: str
     features: dict[str, ContextValue]
     probability: float
@@ -130,6 +179,16 @@ class EligibleAction:
 
 @dataclass(frozen=True)
 class ReceivedReward:
+    """One reward an event received, as :class:`Explanation` records it.
+
+    Attributes:
+        reward_id: The reward's idempotency key.
+        value: The reward computed from it (signals weighted, scaled, clipped).
+        signals: The signals it carried; empty for a plain value.
+        status: How the server took it (see :class:`RewardResult`).
+        received_at: When it arrived, in seconds since the Unix epoch.
+    """
+
     reward_id: str
     value: float
     signals: dict[str, float]
@@ -139,7 +198,39 @@ class ReceivedReward:
 
 @dataclass(frozen=True, kw_only=True)
 class Explanation:
-    """The stored record of one event: what was seen, masked, scored, chosen, rewarded."""
+    """The stored record of one event: what was seen, masked, scored, chosen, rewarded.
+
+    :meth:`NextBest.explain` returns it, to debug a decision or audit what was learned.
+
+    Attributes:
+        event_id: The event's id.
+        policy: The policy that decided.
+        intent: The request's intent.
+        context: The request's context, as the server decoded it.
+        eligible: Every eligible action, with features, probability and score.
+        action: The action chosen.
+        probability: The probability with which it was drawn.
+        explored: The action is not the model's greedy choice.
+        fallback: Every candidate was masked and the fallback action was returned.
+        masked: The actions left out, and why.
+        epsilon: The exploration rate applied.
+        model_version: The model that scored the actions.
+        config_version: The policy configuration in force.
+        mode: The learning mode in force (``online``, ``apprentice``, ``frozen`` or
+            ``logging_only``).
+        baseline: The caller's baseline action, or None.
+        greedy_action: The action the model would have chosen greedily.
+        defer_activation: The event was decided with ``defer=True``.
+        activated: The event was activated.
+        rewards: Every reward received, in order.
+        join_status: ``pending`` (window open), ``learned``, or ``skipped`` (joined, not
+            learned: never activated, or a mode that does not learn).
+        joined_reward: The aggregated reward the event was (or will be) learned with.
+        decided_at: When it was decided, in seconds since the Unix epoch.
+        join_deadline: When its reward window closes, in seconds since the Unix epoch.
+        vw_example: The VW example as the model saw it: the shared line, then one line per
+            eligible action.
+    """
 
     event_id: str
     policy: str
@@ -169,14 +260,17 @@ class Explanation:
 
 
 def reward_result(r: pb.RewardResponse) -> RewardResult:
+    """Decode a RewardResponse."""
     return RewardResult(_REWARD_STATUS.get(r.status, "accepted"), r.value)
 
 
 def activation_status(r: pb.ActivateResponse) -> ActivationStatus:
+    """Decode an ActivateResponse."""
     return _ACTIVATION_STATUS.get(r.status, "activated")
 
 
 def explanation(e: pb.ExplainResponse) -> Explanation:
+    """Decode an ExplainResponse."""
     return Explanation(
         event_id=e.event_id,
         policy=e.policy,

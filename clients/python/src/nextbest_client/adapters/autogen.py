@@ -55,9 +55,21 @@ def nextbest_function_tools(
     choose_name: str = CHOOSE_NAME,
     report_name: str = REPORT_NAME,
 ) -> list[FunctionTool]:
-    """``[choose_next_action, report_outcome]``: coroutines with an :class:`AsyncNextBest`,
-    plain functions (run by AutoGen in a thread) with a :class:`NextBest`. ``context``: the
-    application's features, merged over the model's (they win)."""
+    """AutoGen tools for one policy: ``[choose_next_action, report_outcome]``.
+
+    ``FunctionTool`` objects over coroutines with an
+    :class:`nextbest_client.AsyncNextBest`, over plain functions (run by AutoGen in a thread)
+    with a :class:`nextbest_client.NextBest`.
+
+    Args:
+        client: The client the tools call; it fixes whether they are sync or async.
+        policy: The policy every decision asks; the model never picks it.
+        context: The application's features (a mapping, or a callable returning one, a
+            coroutine function with an async client), merged over the model's context: they
+            win.
+        choose_name: The name of the tool that decides.
+        report_name: The name of the tool that reports an outcome.
+    """
     app_context = context
     if isinstance(client, AsyncNextBest):
         aclient = client

@@ -1,7 +1,8 @@
 """CrewAI tools: :class:`ChooseNextActionTool` and :class:`ReportOutcomeTool`.
 
-Install with ``pip install nextbest-client[crewai]``. ``run`` needs a :class:`NextBest`;
-``arun`` takes either client (a sync one runs in a thread).
+Install with ``pip install nextbest-client[crewai]``. ``run`` needs a
+:class:`nextbest_client.NextBest`; ``arun`` takes either client (a sync one runs in a
+thread).
 
 ``context=`` of :func:`nextbest_tools` (``app_context=`` of :class:`ChooseNextActionTool`: a
 mapping, or a callable returning one) holds what the application knows itself; it is merged
@@ -48,6 +49,15 @@ class ChooseNextActionTool(BaseTool):  # type: ignore[misc, unused-ignore]
 
     The context is a list of ``{name, value}`` facts: CrewAI gives the model a strict JSON
     schema, which cannot describe a free-form object (a mapping is accepted as well).
+
+    Args:
+        client: The client the tool calls; ``run`` needs a
+            :class:`nextbest_client.NextBest`, ``arun`` takes either.
+        policy: The policy every decision asks; the model never picks it.
+        app_context: The application's features (a mapping, or a callable returning one),
+            merged over the model's context: they win.
+        name: The tool's name, as the model sees it.
+        description: What the model is told the tool does.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -88,7 +98,14 @@ class ChooseNextActionTool(BaseTool):  # type: ignore[misc, unused-ignore]
 
 
 class ReportOutcomeTool(BaseTool):  # type: ignore[misc, unused-ignore]
-    """Sends the reward of a decision made by :class:`ChooseNextActionTool`."""
+    """Sends the reward of a decision made by :class:`ChooseNextActionTool`.
+
+    Args:
+        client: The client the tool calls; ``run`` needs a
+            :class:`nextbest_client.NextBest`, ``arun`` takes either.
+        name: The tool's name, as the model sees it.
+        description: What the model is told the tool does.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -123,8 +140,16 @@ class ReportOutcomeTool(BaseTool):  # type: ignore[misc, unused-ignore]
 def nextbest_tools(
     client: NextBest | AsyncNextBest, policy: str, *, context: AppContext | None = None
 ) -> list[ChooseNextActionTool | ReportOutcomeTool]:
-    """``[choose_next_action, report_outcome]``, e.g. ``Agent(tools=nextbest_tools(...))``;
-    ``context``: the application's features, merged over the model's (they win)."""
+    """CrewAI tools for one policy: ``[choose_next_action, report_outcome]``.
+
+    For example ``Agent(tools=nextbest_tools(client, "support.next_step"))``.
+
+    Args:
+        client: The client the tools call (see :class:`ChooseNextActionTool`).
+        policy: The policy every decision asks; the model never picks it.
+        context: The application's features (a mapping, or a callable returning one),
+            merged over the model's context: they win.
+    """
     return [
         ChooseNextActionTool(client=client, policy=policy, app_context=context),
         ReportOutcomeTool(client=client),

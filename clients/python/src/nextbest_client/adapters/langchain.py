@@ -53,11 +53,25 @@ def nextbest_tools(
     choose_description: str = CHOOSE_DESCRIPTION,
     report_description: str = REPORT_DESCRIPTION,
 ) -> list[StructuredTool]:
-    """``[choose_next_action, report_outcome]`` for one policy.
+    """LangChain tools for one policy: ``[choose_next_action, report_outcome]``.
 
-    With a :class:`NextBest` the tools run synchronously (``ainvoke`` runs them in a thread);
-    with an :class:`AsyncNextBest` they are coroutines, for ``ainvoke`` and async agents.
-    ``context``: the application's features, merged over the model's (they win).
+    With a :class:`nextbest_client.NextBest` the tools run synchronously (``ainvoke`` runs
+    them in a thread); with an :class:`nextbest_client.AsyncNextBest` they are coroutines, for
+    ``ainvoke`` and async agents.
+    Errors the model can fix come back to it as the tool's answer; others raise.
+
+    Args:
+        client: The client the tools call; it fixes whether they are sync or async.
+        policy: The policy every decision asks; the model never picks it.
+        context: The application's features (a mapping, or a callable returning one, a
+            coroutine function for the async tools), merged over the model's: they win.
+        choose_name: The name of the tool that decides.
+        report_name: The name of the tool that reports an outcome.
+        choose_description: What the model is told the deciding tool does.
+        report_description: What the model is told the reporting tool does.
+
+    Returns:
+        The two ``StructuredTool`` objects, deciding tool first.
     """
     if isinstance(client, AsyncNextBest):
         choose, report = None, None
