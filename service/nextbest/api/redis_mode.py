@@ -13,7 +13,6 @@ writes the DSJSON decision log and checkpoints in its data dir, and publishes mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 from nextbest import tasks
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
-from nextbest.observability.spool import SpoolTelemetry
+from nextbest.observability.redis_mode import RedisTelemetry
 from nextbest.policy.config import Config
 from nextbest.policy.control import SYNC_CALLER, AuditRecord, Control, Told
 from nextbest.policy.engine import Engine
@@ -53,6 +52,7 @@ class RedisMode:
         self.store: RedisEventStore | None = None
         self.spool: SpoolingStore | None = None  # serving roles: the engine's store
         self.sync: ConfigSync | None = None  # set by `start`
+        self.telemetry: RedisTelemetry  # set by `open`
         self.learner: Learner | None = None
         self.follower: ModelFollower | None = None
         self._engine: Engine | None = None  # set by `start`: its policies are the ones closed
@@ -78,6 +78,7 @@ class RedisMode:
         except Exception as exc:
             raise OSError(f"--redis {shown(self.url)}: cannot reach Redis: {exc}") from None
         self.store = RedisEventStore(self.client, self._policies)
+        self.telemetry = RedisTelemetry(metrics)
         if not self.serves:
             return self.store
         worker = self.settings.worker
@@ -88,7 +89,7 @@ class RedisMode:
         self.spool = SpoolingStore(
             self.store,
             directory,
-            SpoolTelemetry(metrics),
+            self.telemetry,
             max_bytes=self.settings.spool_max_bytes,
             fsync=durability.fsync,
             fsync_interval=durability.fsync_interval,
@@ -163,8 +164,15 @@ class RedisMode:
     async def _counts(self) -> None:
         assert self.store is not None
         while True:
-            with contextlib.suppress(Exception):  # a Redis outage: the last counts stay
+            try:
                 await self.store.refresh_counts()
+                self.telemetry.lags(await self.store.learner_lags())
+            except Exception:  # a Redis outage: the last counts stay
+                reachable = False
+            else:
+                reachable = True
+            if self.spool is None:  # a spool says so itself, as its calls go
+                self.telemetry.redis_reachable(reachable)
             await asyncio.sleep(COUNTS_EVERY)
 
     async def close(self) -> None:

@@ -613,3 +613,21 @@ def test_stream_entries_carry_the_event_and_its_id(redis_server: RedisServer) ->
             assert [r["reward_id"] for r in record["rewards"]] == ["r1"]
 
     asyncio.run(body())
+
+
+def test_the_learner_lag_counts_joined_events_not_read_yet(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        client = await connect(redis_server.url)
+        store = RedisEventStore(client, lambda: [POLICY])
+        try:
+            assert await store.learner_lags() == {POLICY: 0}  # nothing joined yet
+            for i in range(3):
+                await client.xadd(keys.joined(POLICY), {"e": b"{}", "id": str(i)})
+            assert await store.learner_lags() == {POLICY: 3}  # no learner yet: all of it
+            await client.xgroup_create(keys.joined(POLICY), keys.LEARNERS, id="0")
+            await client.xreadgroup(keys.LEARNERS, "c", {keys.joined(POLICY): ">"}, count=2)
+            assert await store.learner_lags() == {POLICY: 1}
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())

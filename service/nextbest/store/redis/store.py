@@ -45,6 +45,7 @@ from redis.exceptions import (
     NoScriptError,
     RedisClusterException,
     RedisError,
+    ResponseError,
 )
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
@@ -181,6 +182,25 @@ class RedisEventStore:
         with _reaching_redis():
             sizes = await self._batch([("ZCARD", keys.due(p)) for p in policies])
         self._counts = {p: int(n) for p, n in zip(policies, sizes, strict=True)}
+
+    async def learner_lags(self) -> dict[str, int]:
+        """Joined events per policy that the learner has not read yet (its consumer
+        group's lag; the whole stream before a learner made the group)."""
+        lags: dict[str, int] = {}
+        with _reaching_redis():
+            for policy in self._policies():
+                stream = keys.joined(policy)
+                try:
+                    groups: Any = await self._client.xinfo_groups(stream)
+                except ResponseError:  # no stream yet: nothing joined
+                    lags[policy] = 0
+                    continue
+                ours = [g for g in groups if _text(g.get("name")) == keys.LEARNERS]
+                lag = ours[0].get("lag") if ours else None
+                if lag is None:  # no group yet (or a Redis too old to say): all of it
+                    lag = await self._client.xlen(stream)
+                lags[policy] = int(lag)
+        return lags
 
     def pending_counts(self) -> dict[str, int]:
         """Events not yet on the stream per policy, as of the last `refresh_counts`."""

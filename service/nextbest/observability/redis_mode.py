@@ -1,6 +1,7 @@
-"""Metrics of a serving replica's spool (Redis mode): whether it reaches Redis, what it
-holds while it does not, and what became of it. Registered only in Redis mode, so that
-embedded mode exports no Redis gauge stuck at 0."""
+"""Metrics of Redis mode: whether this process reaches Redis, how far the learner is
+behind, and a serving replica's spool (what it holds while Redis is unreachable, and what
+became of it). Registered only in Redis mode, so that embedded mode exports no Redis gauge
+stuck at 0."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from nextbest.observability.metrics import Metrics
 from nextbest.policy.errors import DecisionError
 
 
-class SpoolTelemetry:
-    """The :class:`~nextbest.store.redis.spool.SpoolWatcher` of a server. Label values
-    are fixed sets: kind (decision, reward) and reason (an error class name)."""
+class RedisTelemetry:
+    """The :class:`~nextbest.store.redis.spool.SpoolWatcher` of a server, and the learner's
+    lag. Label values are fixed sets: kind (decision, reward), reason (an error class
+    name), policy (from the config)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -60,6 +62,13 @@ class SpoolTelemetry:
             ["kind", "reason"],
             registry=r,
         )
+        self.learner_lag = Gauge(
+            "nextbest_learner_lag_events",
+            "Joined events on the policy's stream in Redis that the learner has not read yet",
+            ["policy"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.reachable.set(1)
         for kind in ("decision", "reward"):  # at 0 from the start: increase() sees the first
             self.spooled_total.labels(kind)
@@ -79,3 +88,10 @@ class SpoolTelemetry:
         self.records.set(records)
         self.size.set(size)
         self.full.set(1 if full else 0)
+
+    def lags(self, lags: dict[str, int]) -> None:
+        for policy, lag in lags.items():
+            self.learner_lag.labels(policy).set(lag)
+
+    def redis_reachable(self, reachable: bool) -> None:
+        self.reachable.set(1 if reachable else 0)
