@@ -13,7 +13,7 @@ from pathlib import Path
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import heatmap, prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import heatmap, prometheus, stat, statetimeline, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
@@ -318,10 +318,11 @@ def overview() -> dash.Dashboard:
             series(
                 "Pending events",
                 "Events waiting for their reward window to close. Steady when decisions are "
-                "steady: decisions/s × reward.wait.",
+                "steady: decisions/s × reward.wait. In Redis mode every process reports the "
+                "count in Redis: the largest is shown, not their sum.",
                 [
                     query(
-                        f"sum by (policy) (nextbest_pending_events{{{POLICY}}})",
+                        f"max by (policy) (nextbest_pending_events{{{POLICY}}})",
                         "{{policy}}",
                     )
                 ],
@@ -408,7 +409,102 @@ def overview() -> dash.Dashboard:
             )
         )
     )
-    return builder
+    return redis_mode(builder)
+
+
+def redis_mode(builder: dash.Dashboard) -> dash.Dashboard:
+    """The Redis mode row: the learner's lag, and each serving replica's reach of Redis and
+    its spool. No data in embedded mode, which exports none of these. Labels: policy, the
+    scrape's instance (one per replica), kind and reason (fixed sets)."""
+    replayed = "nextbest_spool_replayed_total"
+    reachable = (
+        statetimeline.Panel()
+        .title("Redis reachable by replica")
+        .description(
+            "Whether each nextbest process reaches Redis. A serving replica that does not "
+            "keeps deciding and spools what it acknowledges (see Spool by replica); the "
+            "learner learns nothing meanwhile."
+        )
+        .datasource(DATASOURCE)
+        .span(6)
+        .height(8)
+        .show_value(common.VisibilityMode.NEVER)
+        .mappings(
+            [
+                model.ValueMap(
+                    options={
+                        "0": model.ValueMappingResult(text="unreachable", color="red", index=0),
+                        "1": model.ValueMappingResult(text="reachable", color="green", index=1),
+                    }
+                )
+            ]
+        )
+        .with_target(query("min by (instance) (nextbest_redis_reachable)", "{{instance}}"))
+    )
+    return (
+        builder.with_row(dash.Row("Redis mode"))
+        .with_panel(
+            series(
+                "Learner lag",
+                "Joined events on the policy's stream in Redis that the learner has not read "
+                "yet. Near 0: the learner keeps up. Growing: no learner runs or holds the "
+                "lease, or it cannot keep up; the served model falls behind.",
+                [
+                    query(
+                        f"max by (policy) (nextbest_learner_lag_events{{{POLICY}}})",
+                        "{{policy}}",
+                    )
+                ],
+                w=6,
+            )
+        )
+        .with_panel(reachable)
+        .with_panel(
+            series(
+                "Spool by replica",
+                "What each serving replica holds in its data dir for Redis (bytes, left; "
+                "decisions and queued rewards, right). 0 while Redis is reachable; at "
+                "--spool-max-bytes the replica refuses calls.",
+                [
+                    query("sum by (instance) (nextbest_spool_bytes)", "{{instance}} bytes"),
+                    query(
+                        "sum by (instance) (nextbest_spool_records)", "{{instance}} records", "B"
+                    ),
+                ],
+                "bytes",
+                w=6,
+            ).override_by_regexp(
+                ".* records",
+                [
+                    model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+                    model.DynamicConfigValue(id_val="unit", value="short"),
+                ],
+            )
+        )
+        .with_panel(
+            series(
+                "Spooled, replayed and dropped/s",
+                "Decisions and rewards spooled while Redis was unreachable, handed over to "
+                "Redis when it answered again, and dropped at the hand-over (by reason: e.g. "
+                "an event id another replica used meanwhile).",
+                [
+                    query(
+                        f"sum by (kind) (rate(nextbest_spooled_total[{RATE}]))",
+                        "spooled {{kind}}",
+                    ),
+                    query(f"sum by (kind) (rate({replayed}[{RATE}]))", "replayed {{kind}}", "B"),
+                    query(
+                        "sum by (kind, reason) (rate(nextbest_spool_dropped_total"
+                        f"[{RATE}])) or on (kind) (sum by (kind) (rate({replayed}[{RATE}])) * 0)",
+                        "dropped {{kind}} {{reason}}",
+                        "C",
+                    ),
+                ],
+                "ops",
+                w=6,
+            )
+        )
+    )
 
 
 DASHBOARDS = {"nextbest-overview.json": overview}

@@ -4,6 +4,7 @@ shaped as Grafana's provisioning loads them."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,20 @@ from tests.deploy.conftest import DEPLOY
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+# Metrics without a policy label: a panel on them alone cannot filter by $policy.
+WITHOUT_POLICY = {
+    "nextbest_errors_total",
+    "nextbest_redis_reachable",
+    "nextbest_spool_bytes",
+    "nextbest_spool_records",
+    "nextbest_spooled_total",
+    "nextbest_spool_replayed_total",
+    "nextbest_spool_dropped_total",
+}
+# What panels group by: label values from the config, fixed sets, or one per scrape target;
+# never an unbounded value (an event id, a caller's action).
+BOUNDED = {"policy", "action", "intent", "rule", "status", "method", "code", "le"}
+BOUNDED |= {"kind", "reason", "instance"}
 
 
 def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,14 +75,22 @@ def test_the_overview_has_the_policy_variable_and_a_query_in_every_panel() -> No
         "Learned events/s",
         "Model version",
         "Since the last model update",
+        "Learner lag",
+        "Redis reachable by replica",
+        "Spool by replica",
+        "Spooled, replayed and dropped/s",
     ):
         assert wanted in titles
     for panel in panels(overview):
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            assert target["expr"], panel["title"]
-            if "nextbest_errors_total" not in target["expr"]:  # errors carry no policy
-                assert '{policy=~"$policy"' in target["expr"], panel["title"]
+            expr = target["expr"]
+            assert expr, panel["title"]
+            if not set(re.findall(r"\bnextbest_[a-z_]+\b", expr)) <= WITHOUT_POLICY:
+                assert '{policy=~"$policy"' in expr, panel["title"]
+            for grouped in re.findall(r"\b(?:by|on) \(([^)]*)\)", expr):
+                labels = {label.strip() for label in grouped.split(",")}
+                assert labels <= BOUNDED, f"{panel['title']}: by {labels - BOUNDED}"
     (annotation,) = overview["annotations"]["list"]
     assert "nextbest_config_changes_total" in annotation["expr"]

@@ -1,5 +1,6 @@
-"""deploy/compose.yaml against the Compose Specification, deploy/k8s against a pinned
-Kubernetes version's schemas, and the pieces kept consistent with each other."""
+"""deploy/compose*.yaml against the Compose Specification, deploy/k8s against a pinned
+Kubernetes version's schemas, and the pieces kept consistent with each other. Redis mode's
+own checks (compose.yaml, k8s/redis-mode): test_redis_mode_deploy.py."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from tests.deploy.conftest import DEPLOY, ROOT, venv_tool
 KUBERNETES = "1.33.0"  # the version the manifests are validated against
 K8S = DEPLOY / "k8s"
 COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
+# compose.yaml: Redis mode (Redis, two serving replicas, a learner); compose.embedded.yaml:
+# one embedded replica. Each with Prometheus and Grafana.
+COMPOSE_FILES = ("compose.yaml", "compose.embedded.yaml")
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -45,9 +49,24 @@ def by_kind(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return {(d["kind"], d["metadata"]["name"]): d for _, d in resources(directory)}
 
 
-def test_compose_is_valid_against_the_compose_specification() -> None:
+def compose_file(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / name).read_text())
+    return data
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A service's bind mounts and volumes: source → path in the container."""
+    return dict(v.split(":")[:2] for v in service.get("volumes", []))
+
+
+def test_the_compose_files_are_these() -> None:
+    assert sorted(p.name for p in DEPLOY.glob("compose*.y*ml")) == sorted(COMPOSE_FILES)
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_is_valid_against_the_compose_specification(name: str) -> None:
     done = subprocess.run(
-        [venv_tool("check-jsonschema"), "--schemafile", str(COMPOSE_SCHEMA), "compose.yaml"],
+        [venv_tool("check-jsonschema"), "--schemafile", str(COMPOSE_SCHEMA), name],
         cwd=DEPLOY,
         capture_output=True,
         text=True,
@@ -56,27 +75,44 @@ def test_compose_is_valid_against_the_compose_specification() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_compose_mounts_files_that_exist_and_prometheus_scrapes_the_replica() -> None:
-    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    services = compose["services"]
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_mounts_files_that_exist_and_builds_the_image(name: str) -> None:
+    services = compose_file(name)["services"]
     for service in services.values():
-        for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+        for source in mounts(service):
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{source} is mounted but missing"
-    assert (DEPLOY / services["nextbest"]["build"]["context"] / "Dockerfile").exists()
-    assert "redis" not in services  # one embedded replica until Redis mode lands
-    assert services["nextbest"].get("deploy", {}).get("replicas", 1) == 1
-    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+        if "build" in service:
+            assert (DEPLOY / service["build"]["context"] / "Dockerfile").exists()
+    prometheus = mounts(services["prometheus"])
+    config = next(s for s, target in prometheus.items() if target.endswith("/prometheus.yml"))
+    assert prometheus["./prometheus/alerts.yaml"] == "/etc/prometheus/alerts.yaml"
+    scrape = yaml.safe_load((DEPLOY / config).read_text())
     (job,) = scrape["scrape_configs"]
     assert job["job_name"] == "nextbest"  # the alerts match job="nextbest"
-    assert job["static_configs"][0]["targets"] == ["nextbest:9464"]
-    assert "9464" in services["nextbest"]["expose"]
+    # Prometheus scrapes every nextbest container of the stack on its /metrics port, and
+    # nothing else.
+    targets = sorted(t for group in job["static_configs"] for t in group["targets"])
+    nextbest = sorted(
+        f"{n}:9464" for n, s in services.items() if s.get("image", "").startswith("nextbest:")
+    )
+    assert targets == nextbest
+    for target in targets:
+        assert "9464" in services[target.split(":")[0]]["expose"]
 
 
-def test_grafana_is_provisioned_with_prometheus_and_the_dashboards() -> None:
-    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
+def test_the_embedded_stack_runs_one_replica_without_redis() -> None:
+    services = compose_file("compose.embedded.yaml")["services"]
+    assert "redis" not in services
+    assert services["nextbest"].get("deploy", {}).get("replicas", 1) == 1
+    assert not any(k.startswith("NEXTBEST_REDIS") for k in services["nextbest"]["environment"])
+    assert mounts(services["nextbest"])["nextbest-data"] == "/var/lib/nextbest"
+    assert services["nextbest"]["ports"] == ["127.0.0.1:50051:50051"]
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboards(name: str) -> None:
+    grafana = mounts(compose_file(name)["services"]["grafana"])
     provisioning = DEPLOY / "grafana" / "provisioning"
     (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())[
         "datasources"
@@ -87,8 +123,8 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboards() -> None:
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "nextbest.yaml").read_text())[
         "providers"
     ]
-    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
-    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert grafana["./grafana/dashboards"] == provider["options"]["path"]
+    assert grafana["./grafana/provisioning"] == "/etc/grafana/provisioning"
 
 
 @pytest.mark.parametrize("directory", ["", "monitoring"])

@@ -58,7 +58,7 @@ def test_a_join_without_reward_counts_as_default() -> None:
     engine, metrics, clock = setup()
     decide(engine)
     clock.now += 601  # the 10m window ended
-    assert run_now(engine.close_due()) == 1
+    assert run_now(engine.settle_due()) == 1
     assert value(metrics, "nextbest_default_rewards_total") == 1
     assert value(metrics, "nextbest_joined_reward_count") == 1
     assert value(metrics, "nextbest_joined_reward_sum") == 0.0  # reward.default
@@ -71,7 +71,7 @@ def test_a_policy_that_does_not_learn_leaves_the_last_update_alone() -> None:
     clock.now += 5
     run_now(engine.reward(RewardInput(event_id, value=1.0)))
     clock.now += 601
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     assert value(metrics, "nextbest_skipped_events_total") == 1
     assert value(metrics, "nextbest_join_delay_seconds_count") == 1
     assert value(metrics, "nextbest_model_last_update_timestamp_seconds") == 1_000.0

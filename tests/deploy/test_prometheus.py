@@ -1,7 +1,9 @@
 """The dashboards and alerts against the real thing: `nextbest serve` under simulated traffic,
-scraped every second by a real Prometheus that also evaluates alerts.yaml. Every PromQL
-expression of every panel, annotation and alert must parse; every panel must return data;
-every metric they name must be one the service exports."""
+and beside it Redis mode (a serving replica and a learner on a real redis-server, given
+decisions and rewards), all scraped every second by a real Prometheus that also evaluates
+alerts.yaml. Every PromQL expression of every panel, annotation and alert must parse; every
+panel, the Redis mode row's included, must return data; every metric they name must be one
+the service exports."""
 
 from __future__ import annotations
 
@@ -28,12 +30,14 @@ from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc
 from tests.deploy.conftest import DEPLOY, free_port, prometheus_tool
 from tests.integration.conftest import Process
+from tests.redis_server import RedisServer
 
 T = TypeVar("T")
 RATE_INTERVAL = "10s"  # what Grafana's $__rate_interval is at a 1 s scrape interval, about
 POLICY = "simulate.support"
 OVERVIEW = DEPLOY / "grafana" / "dashboards" / "nextbest-overview.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
+REDIS_MODE_EVENTS = 40  # decisions (each rewarded) sent through the Redis-mode replica
 SUFFIXES = {
     "counter": ("_total",),
     "histogram": ("_bucket", "_sum", "_count"),
@@ -58,29 +62,53 @@ def get_json(url: str) -> Any:
 
 
 class Stack:
-    def __init__(self, tmp: Path) -> None:
+    """An embedded `nextbest serve` under simulated traffic; a Redis-mode serving replica and
+    learner on `redis`; Prometheus scraping all three as job "nextbest". `start()` starts
+    them, `stop()` stops whatever started."""
+
+    def __init__(self, tmp: Path, redis: RedisServer) -> None:
         self.tmp = tmp
+        self.redis = redis
         self.config = tmp / "policies.yaml"
         self.policy = get("support").config(None)
         self.config.write_text(yaml.safe_dump(self.policy))
-        self.server = Process(
+        self.server: Process | None = None
+        self.replica: Process | None = None  # Redis mode, role server
+        self.learner: Process | None = None  # Redis mode, role learner
+        self.prometheus: subprocess.Popen[bytes] | None = None
+        self.simulator: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self.traffic = threading.Thread(target=self._simulate, daemon=True)
+
+    def _serve(self, data_dir: str, *extra: str) -> Process:
+        return Process(
             "serve",
-            "--config",
-            str(self.config),
-            "--address",
-            "127.0.0.1:0",
-            "--metrics-address",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(tmp / "data"),
-            "--fsync",
-            "never",
-        )
+            "--config", str(self.config),
+            "--address", "127.0.0.1:0",
+            "--metrics-address", "127.0.0.1:0",
+            "--data-dir", str(self.tmp / data_dir),
+            "--fsync", "never",
+            *extra,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        # The three start side by side; each is waited for in turn.
+        self.server = self._serve("data")
+        redis = ("--redis", self.redis.url, "--model-publish-interval", "0.2")
+        self.learner = self._serve("learner", *redis, "--role", "learner")
+        self.replica = self._serve("replica", *redis, "--role", "server")
         serving = self.server.wait_event("serving")
         self.grpc = serving["grpc_address"]
-        self.metrics = f"http://{serving['metrics_address']}/metrics"
+        replica = self.replica.wait_event("serving")
+        self.replica_grpc = replica["grpc_address"]
+        learner = self.learner.wait_event("serving")
+        self.instances = {
+            "embedded": serving["metrics_address"],
+            "replica": replica["metrics_address"],
+            "learner": learner["metrics_address"],
+        }
         port = free_port()
-        (tmp / "prometheus.yml").write_text(
+        (self.tmp / "prometheus.yml").write_text(
             yaml.safe_dump(
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -88,7 +116,7 @@ class Stack:
                     "scrape_configs": [
                         {
                             "job_name": "nextbest",
-                            "static_configs": [{"targets": [serving["metrics_address"]]}],
+                            "static_configs": [{"targets": sorted(self.instances.values())}],
                         }
                     ],
                 }
@@ -97,17 +125,14 @@ class Stack:
         self.prometheus = subprocess.Popen(
             [
                 prometheus_tool("prometheus"),
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--config.file={self.tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.tmp / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=(tmp / "prometheus.log").open("w"),
+            stderr=(self.tmp / "prometheus.log").open("w"),
         )
         self.api = f"http://127.0.0.1:{port}/api/v1"
-        self.simulator: subprocess.Popen[bytes] | None = None
-        self.stopping = threading.Event()
-        self.traffic = threading.Thread(target=self._simulate, daemon=True)
         self.traffic.start()
 
     def _simulate(self) -> None:
@@ -133,6 +158,7 @@ class Stack:
             return dict(json.loads(exc.read()))
 
     def ready(self) -> bool:
+        assert self.prometheus is not None
         try:
             get_json(f"{self.api}/status/buildinfo")
         except OSError:
@@ -140,28 +166,77 @@ class Stack:
             return False
         return True
 
+    @staticmethod
+    def _end(proc: subprocess.Popen[bytes] | None) -> None:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
     def stop(self) -> None:
         self.stopping.set()
-        for proc in (self.simulator, self.prometheus):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
+        deadline = time.monotonic() + 30
+        while self.traffic.is_alive() and time.monotonic() < deadline:
+            self._end(self.simulator)  # also one the thread started as it was told to stop
+            self.traffic.join(timeout=0.5)
+        self._end(self.simulator)
+        self._end(self.prometheus)
+        codes = {}
+        stopping = {"replica": self.replica, "learner": self.learner, "server": self.server}
+        for name, process in stopping.items():  # the replica before the learner
+            if process is not None:
                 try:
-                    proc.wait(timeout=10)
+                    codes[name] = process.stop()
                 except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        assert self.server.stop() == 0
+                    process.proc.kill()
+                    codes[name] = process.proc.wait()
+        assert all(code == 0 for code in codes.values()), codes
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
     prometheus_tool("promtool")  # skip (or fail in CI) before starting anything
     prometheus_tool("prometheus")
-    running = Stack(tmp_path)
+    running = Stack(tmp_path, redis_server)
     try:
+        running.start()
         yield running
     finally:
         running.stop()
+
+
+def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics page: (name, sorted labels) → value."""
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def drive_redis_mode(stack: Stack) -> None:
+    """Decisions on the Redis-mode replica, each rewarded there (`earliest`: the reward
+    closes the join); the learner learns them from Redis and the replica serves its model."""
+    with grpc.insecure_channel(stack.replica_grpc) as channel:
+        stub = rpc.DecisionServiceStub(channel)
+        context = {"account_age_days": pb.Value(number=90.0), "amount": pb.Value(number=40.0)}
+        for _ in range(REDIS_MODE_EVENTS):
+            decided = stub.Decide(
+                pb.DecideRequest(policy=POLICY, intent="billing", context=context), timeout=10
+            )
+            reward = stub.Reward(pb.RewardRequest(event_id=decided.event_id, value=1.0), timeout=10)
+            assert reward.status == pb.REWARD_STATUS_ACCEPTED
+    replica = f"http://{stack.instances['replica']}/metrics"
+    version = ("nextbest_model_version", (("policy", POLICY),))
+    wait_for(
+        "the learner's model on the replica",
+        lambda: samples(replica).get(version, 0) >= REDIS_MODE_EVENTS,
+    )
 
 
 def panel_queries() -> dict[str, str]:
@@ -194,13 +269,14 @@ def test_every_panel_and_alert_query_runs_on_real_data(stack: Stack) -> None:
 
     # Every metric they name is one the service exports (a labelled metric none of whose
     # labels occurred yet has no sample, only its HELP and TYPE: its names count).
-    def exported_names() -> set[str]:
-        with urllib.request.urlopen(stack.metrics, timeout=5) as reply:
-            text = reply.read().decode()
+    def exported_names(*instances: str) -> set[str]:
         names = set()
-        for family in text_string_to_metric_families(text):
-            names |= {s.name for s in family.samples}
-            names |= {family.name + suffix for suffix in SUFFIXES.get(family.type, ("",))}
+        for instance in instances or stack.instances.values():
+            with urllib.request.urlopen(f"http://{instance}/metrics", timeout=5) as reply:
+                text = reply.read().decode()
+            for family in text_string_to_metric_families(text):
+                names |= {s.name for s in family.samples}
+                names |= {family.name + suffix for suffix in SUFFIXES.get(family.type, ("",))}
         return names
 
     # An error (the errors panel) and a config change (the annotation) happen too.
@@ -210,18 +286,26 @@ def test_every_panel_and_alert_query_runs_on_real_data(stack: Stack) -> None:
                 pb.DecideRequest(policy="no.such.policy", intent="x"), timeout=5
             )
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
-    wait_for("simulated traffic", lambda: "nextbest_join_delay_seconds_count" in exported_names())
+    drive_redis_mode(stack)
+    embedded = stack.instances["embedded"]
+    joined = "nextbest_join_delay_seconds_count"
+    wait_for("simulated traffic", lambda: joined in exported_names(embedded))
     exported = exported_names()
+    # Redis mode's metrics are Redis mode's: embedded mode exports none of them.
+    assert not {n for n in exported_names(embedded) if "redis" in n or "spool" in n}
     for name, expr in every.items():
         missing = metric_names(expr) - exported
         assert not missing, f"{name} uses {missing}, which nextbest does not export"
     assert metric_names(variable["query"]) <= exported
 
     wait_for("Prometheus up", stack.ready)
-    changes = f'nextbest_config_changes_total{{policy="{POLICY}"}} == 0'
+    # The embedded server's counter at 0 (the Redis-mode processes' are 0 too, but are not
+    # the ones the reload below changes): increase() needs a sample before the change.
+    changes = f'nextbest_config_changes_total{{policy="{POLICY}", instance="{embedded}"}} == 0'
     wait_for("a scrape before the change", lambda: stack.query(changes)["data"]["result"])
     stack.policy["policies"][POLICY]["exploration"]["epsilon"] = 0.15
     stack.config.write_text(yaml.safe_dump(stack.policy))
+    assert stack.server is not None
     stack.server.proc.send_signal(signal.SIGHUP)
     stack.server.wait_event("config_reloaded")
 
@@ -243,6 +327,16 @@ def test_every_panel_and_alert_query_runs_on_real_data(stack: Stack) -> None:
     wait_for(
         "the config change annotation", lambda: stack.query(resolve(annotation))["data"]["result"]
     )
+    # The Redis mode row shows the Redis-mode processes, each reaching Redis, nothing spooled.
+    reachable = stack.query("nextbest_redis_reachable")["data"]["result"]
+    by_instance = {r["metric"]["instance"]: r["value"][1] for r in reachable}
+    redis_mode = {stack.instances["replica"], stack.instances["learner"]}
+    assert by_instance == dict.fromkeys(redis_mode, "1")
+    lag = stack.query(resolve(panels["Learner lag [A]"]))["data"]["result"]
+    assert [r["metric"]["policy"] for r in lag] == [POLICY]
+    spool = stack.query(resolve(panels["Spool by replica [B]"]))["data"]["result"]
+    spooled = {r["metric"]["instance"]: r["value"][1] for r in spool}
+    assert spooled == {stack.instances["replica"]: "0"}  # a learner has no spool
     policies = stack.query(f"count by (policy) ({variable['query'].split('(')[1].split(',')[0]})")
     assert [r["metric"]["policy"] for r in policies["data"]["result"]] == [POLICY]
 

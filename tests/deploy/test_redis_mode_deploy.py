@@ -1,10 +1,12 @@
-"""deploy/k8s/redis-mode and deploy/compose.redis-mode.yaml: valid (Kubernetes 1.33 schemas,
-the Compose Specification) and wired as Redis mode needs: Redis with AOF, serving replicas in
-role server, one learner per data dir on a persistent volume, the HPA and PDB on the serving
-pods, and only environment variables `nextbest serve` reads."""
+"""deploy/k8s/redis-mode and deploy/compose.yaml: valid (Kubernetes 1.33 schemas; the
+Compose Specification in test_manifests.py) and wired as Redis mode needs: Redis with AOF,
+serving replicas in role server (in Compose each on its own data-dir volume, which holds its
+spool), one learner per data dir on a persistent volume, the HPA and PDB on the serving pods,
+and only environment variables `nextbest serve` reads."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,22 +16,36 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, ROOT, venv_tool
-from tests.deploy.test_manifests import COMPOSE_SCHEMA, K8S, KUBERNETES, by_kind, resources
+from tests.deploy.conftest import ROOT, venv_tool
+from tests.deploy.test_manifests import (
+    COMPOSE_FILES,
+    K8S,
+    KUBERNETES,
+    by_kind,
+    compose_file,
+    mounts,
+    resources,
+)
 
 REDIS_MODE = K8S / "redis-mode"
-COMPOSE = DEPLOY / "compose.redis-mode.yaml"
 REDIS_URL = "redis://redis:6379/0"
+DATA_DIR = "/var/lib/nextbest"  # the image's NEXTBEST_DATA_DIR
+POLICIES = "/etc/nextbest/policies.yaml"  # the image's NEXTBEST_CONFIG
 SERVING = {"app.kubernetes.io/name": "nextbest", "app.kubernetes.io/component": "serving"}
 
 
 def serve_env_names() -> set[str]:
-    """Every NEXTBEST_ variable `nextbest serve` reads: the `_env("...")` names in cli.py."""
-    cli = (ROOT / "service" / "nextbest" / "cli.py").read_text()
-    names = {f"NEXTBEST_{n}" for n in re.findall(r'_env\("([A-Z_]+)"', cli)}
-    names |= {f"NEXTBEST_{n}" for n in re.findall(r'_flag\("([A-Z_]+)"', cli)}
-    names.add("NEXTBEST_REDIS_PASSWORD")  # read by the Redis connection, named in --help
-    return names
+    """Every NEXTBEST_ variable `nextbest serve` reads, as its --help names them: one in
+    brackets after each flag, and NEXTBEST_REDIS_PASSWORD in --redis's help."""
+    done = subprocess.run(
+        [venv_tool("nextbest"), "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    return set(re.findall(r"\bNEXTBEST_[A-Z_]+\b", done.stdout))
 
 
 def objects() -> dict[tuple[str, str], dict[str, Any]]:
@@ -44,11 +60,6 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
 
 def env(workload: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container(workload)["env"]}
-
-
-def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
-    return data
 
 
 def test_kubernetes_objects_are_valid() -> None:
@@ -192,64 +203,62 @@ def test_the_hpa_and_the_pdb_target_the_serving_deployment() -> None:
     assert not selector.items() <= learner["spec"]["template"]["metadata"]["labels"].items()
 
 
-def test_compose_is_valid_against_the_compose_specification() -> None:
-    done = subprocess.run(
-        [venv_tool("check-jsonschema"), "--schemafile", str(COMPOSE_SCHEMA), COMPOSE.name],
-        cwd=DEPLOY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_compose_runs_redis_with_aof_a_learner_and_one_serving_container() -> None:
-    services = compose()["services"]
+def test_compose_runs_redis_with_aof_two_serving_replicas_and_a_learner() -> None:
+    services = compose_file("compose.yaml")["services"]
+    volumes = compose_file("compose.yaml")["volumes"]
     redis = services["redis"]
     assert redis["image"] == "redis:7.4"
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--appendfsync everysec" in command
-    assert any(v.endswith(":/data") for v in redis["volumes"])
-    learner, serving = services["learner"]["environment"], services["nextbest"]["environment"]
-    assert learner["NEXTBEST_ROLE"] == "learner"
-    assert serving["NEXTBEST_ROLE"] == "server"
-    assert learner["NEXTBEST_REDIS_URL"] == serving["NEXTBEST_REDIS_URL"] == REDIS_URL
-    assert any(v.startswith("learner-data:") for v in services["learner"]["volumes"])
-    assert "learner-data" in compose()["volumes"]
-    assert services["learner"].get("deploy", {}).get("replicas", 1) == 1  # one per data dir
-    # One container behind the fixed host port; its workers are the replicas.
-    assert services["nextbest"].get("deploy", {}).get("replicas", 1) == 1
-    assert int(serving["NEXTBEST_WORKERS"]) > 1
-    assert services["nextbest"]["ports"] == ["127.0.0.1:50051:50051"]
-    for service in services.values():
-        for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
-            if source.startswith("."):
-                assert (DEPLOY / source).exists(), f"{source} is mounted but missing"
-        if "build" in service:
-            assert (DEPLOY / service["build"]["context"] / "Dockerfile").exists()
-    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["nextbest:9464"]
-    assert "9464" in services["nextbest"]["expose"]
+    assert mounts(redis)["redis-data"] == "/data"
+    assert "ports" not in redis  # reached on the Compose network only
+    roles: dict[str, list[str]] = {}
+    for name, service in services.items():
+        variables = service.get("environment", {})
+        if "NEXTBEST_ROLE" in variables:
+            roles.setdefault(variables["NEXTBEST_ROLE"], []).append(name)
+            assert variables["NEXTBEST_REDIS_URL"] == REDIS_URL
+            assert service.get("deploy", {}).get("replicas", 1) == 1  # one per data dir
+            assert service["image"] == "nextbest:0.1.0"
+    assert roles == {"server": ["nextbest-a", "nextbest-b"], "learner": ["learner"]}
+    # Every nextbest container has a data-dir volume of its own: the learner's decision
+    # logs and checkpoints, each serving replica's spool.
+    data_volumes = []
+    for name in ("learner", "nextbest-a", "nextbest-b"):
+        (volume,) = [s for s, target in mounts(services[name]).items() if target == DATA_DIR]
+        assert volume in volumes, name
+        data_volumes.append(volume)
+    assert len(set(data_volumes)) == 3
+    # Each serving replica on a loopback port of its own; the learner serves only health,
+    # on its loopback.
+    published = [services[n]["ports"] for n in ("nextbest-a", "nextbest-b")]
+    assert published == [["127.0.0.1:50051:50051"], ["127.0.0.1:50052:50051"]]
+    learner = services["learner"]
+    assert "ports" not in learner
+    assert learner["environment"]["NEXTBEST_ADDRESS"].startswith("127.0.0.1:")
+    assert "NEXTBEST_WORKERS" not in learner["environment"]  # refused with --role learner
+    for name in ("nextbest-a", "nextbest-b"):
+        policies = {s for s, to in mounts(services[name]).items() if to == POLICIES}
+        assert policies == {s for s, to in mounts(learner).items() if to == POLICIES}  # one file
+        depends = services[name]["depends_on"]
+        assert depends["redis"] == {"condition": "service_healthy"}
 
 
 def test_every_variable_named_is_one_nextbest_serve_reads() -> None:
     known = serve_env_names()
-    help_text = subprocess.run(
-        [venv_tool("nextbest"), "serve", "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
     assert {"NEXTBEST_REDIS_URL", "NEXTBEST_ROLE", "NEXTBEST_WORKERS"} <= known
-    assert all(name in help_text for name in known)  # the help names each one
+    assert {"NEXTBEST_SPOOL_MAX_BYTES", "NEXTBEST_REDIS_PASSWORD"} <= known
     named: dict[str, set[str]] = {}
     for _, doc in resources(REDIS_MODE):
         if doc["kind"] in ("Deployment", "StatefulSet"):
             for box in doc["spec"]["template"]["spec"]["containers"]:
                 for item in box.get("env", []):
                     named.setdefault(item["name"], set()).add(doc["metadata"]["name"])
-    for name, service in compose()["services"].items():
-        for variable in service.get("environment", {}):
-            named.setdefault(variable, set()).add(name)
+    for file in COMPOSE_FILES:
+        for name, service in compose_file(file)["services"].items():
+            for variable in service.get("environment", {}):
+                named.setdefault(variable, set()).add(f"{file}: {name}")
     nextbest = {n: where for n, where in named.items() if n.startswith("NEXTBEST_")}
     assert set(nextbest) <= known, {n: w for n, w in nextbest.items() if n not in known}
     assert set(named) - set(nextbest) <= {
