@@ -14,6 +14,7 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY proto/python/ proto/python/
 COPY clients/python/ clients/python/
 COPY service/ service/
 COPY scripts/build-wheels.sh scripts/

@@ -253,7 +253,7 @@ def learner_rate(root: Path, redis_url: str, events: int) -> float:
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()
-    engine.close()
+    engine.shutdown()
 
     async def learn() -> float:
         client = await connect(redis_url)

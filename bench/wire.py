@@ -296,8 +296,8 @@ def in_process(root: Path, n: int) -> dict[str, float]:
                         chunks.append((time.perf_counter() - t0) / n * 1e6)
                     out[f"{name}, {kind}"] = statistics.median(chunks)
         finally:
-            engine.close()
-            store.close_files()
+            engine.shutdown()
+            store.shutdown()
     return out
 
 

@@ -22,10 +22,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$(find_python)" -m venv "$VENV"
 fi
 stamp="$VENV/.installed${EXTRAS:+-$EXTRAS}"
-want="$(cat "$ROOT/pyproject.toml" "$ROOT/clients/python/pyproject.toml" | sha256sum | cut -c1-16)"
+# The three distributions of this repository, editable: the contract (nextbest-proto), the SDK
+# (nextbest-client) and the server (nextbest); "dev" brings the simulate extra too.
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/clients/python/pyproject.toml" \
+  "$ROOT/proto/python/pyproject.toml" | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -e "$ROOT/clients/python" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+    -e "$ROOT/proto/python" -e "$ROOT/clients/python" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   echo "$want" >"$stamp"
 fi

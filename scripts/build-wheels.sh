@@ -2,8 +2,10 @@
 # The image's build steps, run by both the Dockerfile and tests/deploy/test_image.py, so what
 # the test checks is what the image does:
 #
-#   build-wheels.sh build OUT            wheels of nextbest, nextbest-client and every pinned
-#                                        dependency into OUT (needs the package index)
+#   build-wheels.sh build OUT            wheels of nextbest, nextbest-client, nextbest-proto and
+#                                        every pinned dependency into OUT (needs the package
+#                                        index); no extra: the simulate extra (rich, matplotlib)
+#                                        stays out of the image
 #   build-wheels.sh install WHEELS VENV  a fresh virtualenv at VENV with nextbest installed
 #                                        from WHEELS alone (--no-index: no network, no compiler)
 #
@@ -16,8 +18,9 @@ case "${1:-}" in
   build)
     out="${2:?build-wheels.sh build OUT}"
     mkdir -p "$out"
-    # The client first: the server pins nextbest-client==0.1.0, which is this directory.
-    "$PYTHON" -m pip wheel "${pip_flags[@]}" --wheel-dir "$out" ./clients/python .
+    # The contract and the client first: the server pins nextbest-proto==0.1.0 and
+    # nextbest-client==0.1.0, which are these directories.
+    "$PYTHON" -m pip wheel "${pip_flags[@]}" --wheel-dir "$out" ./proto/python ./clients/python .
     ;;
   install)
     wheels="${2:?build-wheels.sh install WHEELS VENV}"

@@ -1,8 +1,10 @@
-"""Generate the Python gRPC stubs of proto/ into the client package.
+"""Generate the Python gRPC stubs of proto/ into the nextbest-proto distribution.
 
-protoc names modules after the proto path (``nextbest.v1``), which would collide with the
-server package ``nextbest``; the generated imports are rewritten to ``nextbest_client.v1``.
-A test runs :func:`generate` into a temporary folder and fails when the committed stubs differ.
+They land in ``proto/python/src/nextbest_proto/v1``, which the server and the SDK both import
+(the SDK re-exports them as ``nextbest_client.v1``). protoc names modules after the proto path
+(``nextbest.v1``), which would collide with the server package ``nextbest``; the generated
+imports are rewritten to ``nextbest_proto.v1``. A test runs :func:`generate` into a temporary
+folder and fails when the committed stubs differ.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 MYPY_GRPC_PLUGIN = Path(sys.executable).parent / "protoc-gen-mypy_grpc"  # from mypy-protobuf
-STUBS = ROOT / "clients" / "python" / "src" / "nextbest_client" / "v1"
+STUBS = ROOT / "proto" / "python" / "src" / "nextbest_proto" / "v1"
 
 
 def _rewrite_imports(text: str) -> str:
-    """Point generated imports at nextbest_client.v1; RPC paths (/nextbest.v1.X) stay."""
+    """Point generated imports at nextbest_proto.v1; RPC paths (/nextbest.v1.X) stay."""
     return re.sub(
-        r"^(\s*)(from|import) nextbest\.v1\b", r"\1\2 nextbest_client.v1", text, flags=re.M
+        r"^(\s*)(from|import) nextbest\.v1\b", r"\1\2 nextbest_proto.v1", text, flags=re.M
     )
 
 
@@ -50,9 +52,7 @@ def generate(out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for src in sorted((Path(tmp) / "nextbest" / "v1").iterdir()):
-            text = src.read_text().replace(
-                "from nextbest.v1 import", "from nextbest_client.v1 import"
-            )
+            text = _rewrite_imports(src.read_text())
             dest = out_dir / src.name
             dest.write_text(text)
             written.append(dest)

@@ -14,13 +14,15 @@ ADAPTERS="$VENV/adapters"
 for framework in crewai autogen; do
   venv="$ADAPTERS/$framework"
   reqs="$ROOT/tests/clients/drivers/requirements-$framework.txt"
-  want="$(cat "$reqs" "$ROOT/clients/python/pyproject.toml" | sha256sum | cut -c1-16)"
+  want="$(cat "$reqs" "$ROOT/clients/python/pyproject.toml" "$ROOT/proto/python/pyproject.toml" |
+    sha256sum | cut -c1-16)"
   if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$want" ]; then
     echo "== building $venv"
     rm -rf "$venv"
     "$VENV/bin/python" -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$reqs"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -e "$ROOT/clients/python"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+      -e "$ROOT/proto/python" -e "$ROOT/clients/python"
     echo "$want" >"$venv/.installed"
   fi
 done

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from nextbest_client import Admin, Retry, TLSConfig
 from nextbest_client.errors import DeadlineExceeded, NextBestError, Unavailable
-from nextbest_client.v1 import admin_pb2 as pb
+from nextbest_proto.v1 import admin_pb2 as pb
 
 REFUSED = 1
 UNREACHABLE = 2

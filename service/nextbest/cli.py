@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nextbest import workers
 from nextbest.observability.logging import configure, get_logger
@@ -30,44 +29,13 @@ def _env(name: str, default: str | None = None) -> str | None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nextbest", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the decision service (embedded mode)")
-    serve.add_argument("--config", default=_env("CONFIG"), help="policy YAML [NEXTBEST_CONFIG]")
-    serve.add_argument(
-        "--address",
-        default=_env("ADDRESS", "127.0.0.1:50051"),
-        help="gRPC HOST:PORT, port 0 picks a free one [NEXTBEST_ADDRESS]",
+    serve = commands.add_parser(
+        "serve",
+        help="run the decision service (embedded mode)",
+        description="Run the decision service. Each flag is also read from the environment "
+        "variable in brackets; a flag given wins over its variable, which wins over the default.",
     )
-    serve.add_argument(
-        "--metrics-address",
-        default=_env("METRICS_ADDRESS", "127.0.0.1:9464"),
-        help="/metrics HOST:PORT [NEXTBEST_METRICS_ADDRESS]",
-    )
-    serve.add_argument(
-        "--http-address",
-        default=_env("HTTP_ADDRESS"),
-        help="Azure Personalizer-compatible REST API on HOST:PORT; off by default "
-        "[NEXTBEST_HTTP_ADDRESS]",
-    )
-    serve.add_argument(
-        "--data-dir",
-        default=_env("DATA_DIR", "nextbest-data"),
-        help="where logs and models are kept [NEXTBEST_DATA_DIR]",
-    )
-    serve.add_argument(
-        "--fsync",
-        default=_env("FSYNC", "interval"),
-        choices=["always", "interval", "never"],
-        help="when decisions and rewards reach the disk (see README) [NEXTBEST_FSYNC]",
-    )
-    serve.add_argument(
-        "--log-level",
-        default=_env("LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="[NEXTBEST_LOG_LEVEL]",
-    )
-    _add_security_arguments(serve)
-    _add_redis_arguments(serve)
-    _add_workers_argument(serve)
+    _add_settings_arguments(serve)
     from nextbest import health
 
     health.add_arguments(
@@ -97,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("policy")
         sub.add_argument("file")
         sub.add_argument("--config", default=_env("CONFIG"), required=_env("CONFIG") is None)
-        sub.add_argument("--data-dir", default=_env("DATA_DIR", "nextbest-data"))
+        sub.add_argument("--data-dir", default=_env("DATA_DIR", str(_default("data_dir"))))
     simulate = commands.add_parser(
         "simulate", help="drive the service with a simulated scenario and show it learn"
     )
@@ -116,79 +84,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _flag(name: str) -> bool:
-    return (_env(name) or "").strip().lower() in {"1", "true", "yes", "on"}
+def _add_settings_arguments(serve: argparse.ArgumentParser) -> None:
+    """One flag per `ServerSettings` field: its name (or `Flag`), its description with the
+    choices, the default and the environment variable as help. No `type`, no `choices`, no
+    default here: the values go to the model as given, which validates them once."""
+    from nextbest.settings import ServerSettings, env_var, flag, metavar, shown
+
+    for name, field in ServerSettings.model_fields.items():
+        help_text = field.description or ""
+        if field.is_required():
+            help_text += " (required)"
+        else:
+            default = _default(name)
+            if default is not None and default is not False:
+                help_text += f" (default: {shown(default)})"
+        options: dict[str, Any] = {
+            "dest": name,
+            "default": argparse.SUPPRESS,  # not given: the environment, then the model's
+            "help": f"{help_text} [{env_var(name)}]".replace("%", "%%"),
+        }
+        if field.annotation is bool:
+            options["action"] = "store_true"
+        else:
+            options["metavar"] = metavar(name)
+        serve.add_argument(flag(name), **options)
 
 
-def _add_redis_arguments(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
-        "--redis",
-        default=_env("REDIS_URL"),
-        help="Redis mode: redis://HOST:PORT (rediss:// for TLS) of a server or a cluster "
-        "node; the password in the URL or NEXTBEST_REDIS_PASSWORD [NEXTBEST_REDIS_URL]",
-    )
-    serve.add_argument(
-        "--role",
-        default=_env("ROLE", "all"),
-        help="Redis mode: server (answer DecisionService), learner (close windows, learn, "
-        "publish models) or all [NEXTBEST_ROLE]",
-    )
-    serve.add_argument(
-        "--model-publish-interval",
-        type=float,
-        default=_env("MODEL_PUBLISH_INTERVAL", "1.0"),  # a string: argparse applies `type`
-        help="Redis mode: seconds between model snapshots [NEXTBEST_MODEL_PUBLISH_INTERVAL]",
-    )
-    serve.add_argument(
-        "--spool-max-bytes",
-        type=int,
-        default=_env("SPOOL_MAX_BYTES", str(256 << 20)),
-        help="Redis mode: what a serving replica keeps in its data dir while Redis is "
-        "unreachable, at most (then it refuses calls and health says NOT_SERVING) "
-        "[NEXTBEST_SPOOL_MAX_BYTES]",
-    )
+def _default(name: str) -> Any:
+    """The default of setting `name`, as the model has it."""
+    from nextbest.settings import ServerSettings
 
-
-def _add_workers_argument(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=_env("WORKERS", "1"),  # a string: argparse applies `type`
-        help="serving processes sharing the gRPC port, one /metrics (Redis mode; see README) "
-        "[NEXTBEST_WORKERS]",
-    )
-
-
-def _add_security_arguments(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
-        "--event-loop",
-        choices=["uvloop", "asyncio"],
-        default=_env("EVENT_LOOP", "uvloop" if _has_uvloop() else "asyncio"),
-        help="uvloop (the default where installed: less CPU per call) or asyncio "
-        "[NEXTBEST_EVENT_LOOP]",
-    )
-    serve.add_argument(
-        "--auth-file",
-        default=_env("AUTH_FILE"),
-        help="tokens with scopes (YAML, see README); re-read on SIGHUP [NEXTBEST_AUTH_FILE]",
-    )
-    serve.add_argument(
-        "--allow-unauthenticated",
-        action="store_true",
-        default=_flag("ALLOW_UNAUTHENTICATED"),
-        help="serve a non-loopback address without --auth-file [NEXTBEST_ALLOW_UNAUTHENTICATED]",
-    )
-    serve.add_argument(
-        "--tls-cert", default=_env("TLS_CERT"), help="PEM certificate chain [NEXTBEST_TLS_CERT]"
-    )
-    serve.add_argument(
-        "--tls-key", default=_env("TLS_KEY"), help="PEM private key [NEXTBEST_TLS_KEY]"
-    )
-    serve.add_argument(
-        "--tls-client-ca",
-        default=_env("TLS_CLIENT_CA"),
-        help="PEM CA: require client certificates it signed (mTLS) [NEXTBEST_TLS_CLIENT_CA]",
-    )
+    return ServerSettings.model_fields[name].get_default(call_default_factory=True)
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -213,47 +139,30 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> ServerSettings:
-    """The settings of `serve`; pydantic's ValidationError when a value is wrong."""
+    """The settings of `serve`: its flags given, then NEXTBEST_* variables, then defaults;
+    pydantic's ValidationError when a value is wrong."""
     from nextbest.settings import ServerSettings
-    from nextbest.store.durable import Durability
 
-    return ServerSettings(
-        config=args.config,
-        address=args.address,
-        metrics_address=args.metrics_address,
-        http_address=args.http_address or None,
-        data_dir=args.data_dir,
-        log_level=args.log_level,
-        durability=Durability(fsync=args.fsync),
-        auth_file=args.auth_file or None,
-        allow_unauthenticated=args.allow_unauthenticated,
-        tls_cert=args.tls_cert or None,
-        tls_key=args.tls_key or None,
-        tls_client_ca=args.tls_client_ca or None,
-        redis_url=args.redis or None,
-        role=args.role,
-        model_publish_interval=args.model_publish_interval,
-        spool_max_bytes=args.spool_max_bytes,
-        workers=args.workers,
-        worker=workers.worker_index(),
-    )
+    given = {name: getattr(args, name) for name in ServerSettings.model_fields if name in args}
+    return ServerSettings.load(given)
 
 
 def _invalid(exc: ValidationError) -> str:
-    """Wrong settings in one line: one message per wrong value."""
-    return "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+    """Wrong settings in one line: one message per wrong value, each naming its flag."""
+    from nextbest.settings import problems
+
+    return "; ".join(problems(exc))
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(settings: ServerSettings) -> int:
     from pydantic import ValidationError
 
     from nextbest.api.server import Server, settle_gc
 
     log = get_logger("nextbest")
     try:
-        settings = _settings(args)
         server = Server(settings)
-    except ValidationError as exc:  # the settings: one line per wrong value
+    except ValidationError as exc:
         log.error("cannot_start", reason=_invalid(exc))
         return 2
     except (ConfigError, OSError, ValueError) as exc:
@@ -355,53 +264,34 @@ def main(argv: list[str] | None = None) -> int:
                 f"mode {policy.mode}, config_version {policy.version()}"
             )
         return 0
-    configure(args.log_level)
-    if not args.config:
-        print("nextbest serve: --config FILE (or NEXTBEST_CONFIG) is required", file=sys.stderr)
+    from pydantic import ValidationError
+
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:  # one line, one message per wrong value
+        configure()  # the level may be what is wrong
+        get_logger("nextbest").error("cannot_start", reason=_invalid(exc))
         return 2
-    if args.event_loop not in ("uvloop", "asyncio"):
-        print(
-            f"nextbest serve: --event-loop {args.event_loop!r}: give uvloop or asyncio",
-            file=sys.stderr,
-        )
-        return 2
-    if args.event_loop == "uvloop" and not _has_uvloop():
-        print("nextbest serve: --event-loop uvloop: uvloop is not installed", file=sys.stderr)
-        return 2
+    configure(settings.log_level)
     loop_factory = None
-    if args.event_loop == "uvloop":
+    if settings.event_loop == "uvloop":
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    worker = workers.worker_index()
-    if worker is not None and not workers.become_worker(worker):
+    if settings.worker is not None and not workers.become_worker(settings.worker):
         return 1  # its workers parent is gone
-    if args.workers != 1:
-        return _run_workers(args, sys.argv[1:] if argv is None else argv)
+    if settings.workers != 1:
+        return _run_workers(settings, sys.argv[1:] if argv is None else argv)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_serve(args))
+        return runner.run(_serve(settings))
 
 
-def _run_workers(args: argparse.Namespace, argv: list[str]) -> int:
+def _run_workers(settings: ServerSettings, argv: list[str]) -> int:
     """`serve --workers N`: check what can be checked here, then run the workers parent,
     which starts N `serve` children with `argv` (see `nextbest.workers`)."""
-    from pydantic import ValidationError
-
-    log = get_logger("nextbest")
-    if args.workers < 1:
-        log.error("cannot_start", reason=f"--workers {args.workers}: give 1 or more")
-        return 2
     try:
-        settings = _settings(args)
         load_config(settings.config)
-    except ValidationError as exc:
-        log.error("cannot_start", reason=_invalid(exc))
-        return 2
     except ConfigError as exc:
-        log.error("cannot_start", reason=str(exc))
+        get_logger("nextbest").error("cannot_start", reason=str(exc))
         return 2
     return workers.run(settings, argv)
-
-
-def _has_uvloop() -> bool:
-    return importlib.util.find_spec("uvloop") is not None

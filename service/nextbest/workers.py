@@ -34,9 +34,9 @@ from typing import Any
 import structlog
 
 from nextbest.observability.logging import get_logger
-from nextbest.settings import ServerSettings, split_address
+from nextbest.settings import ServerSettings, env_var, split_address
 
-WORKER_ENV = "NEXTBEST_WORKER"  # a child's index, set by its parent
+WORKER_ENV = env_var("worker")  # a child's index, set by its parent (ServerSettings.worker)
 PARENT_ENV = "NEXTBEST_WORKER_PARENT"  # the parent's pid: a child stops when it dies
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STOPS = (signal.SIGTERM, signal.SIGINT)
@@ -122,7 +122,7 @@ class Workers:
             **os.environ,
             MULTIPROC_ENV: self.metrics_dir,
             PARENT_ENV: str(os.getpid()),
-            "NEXTBEST_WORKERS": "1",
+            env_var("workers"): "1",
         }
         env.pop("prometheus_multiproc_dir", None)  # prometheus-client's old name
         for index in range(self.settings.workers):
@@ -205,12 +205,6 @@ def _shell_code(code: int, stop_signal: int | None) -> int:
 def run(settings: ServerSettings, argv: Sequence[str]) -> int:
     """Run the workers parent for `nextbest serve ARGV` with `settings.workers` > 1."""
     return Workers(settings, argv).run()
-
-
-def worker_index() -> int | None:
-    """This process's worker index when a `--workers` parent started it."""
-    value = os.environ.get(WORKER_ENV)
-    return int(value) if value is not None and value.isdigit() else None
 
 
 def become_worker(worker: int) -> bool:

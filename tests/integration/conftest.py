@@ -23,8 +23,8 @@ from grpc_status import rpc_status
 from nextbest.api.server import Server
 from nextbest.policy.config import Config
 from nextbest.settings import ServerSettings
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 from tests.conftest import EXAMPLE, make_config, support_policy
 
 T = TypeVar("T")

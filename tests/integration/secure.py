@@ -14,7 +14,7 @@ import yaml
 from nextbest.api.auth import digest
 from nextbest.policy.config import Config
 from nextbest.settings import ServerSettings
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import RunningServer
 

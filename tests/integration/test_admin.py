@@ -12,9 +12,9 @@ from typing import Any
 import grpc
 import pytest
 
-from nextbest_client.v1 import admin_pb2 as apb
-from nextbest_client.v1 import admin_pb2_grpc as arpc
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import admin_pb2 as apb
+from nextbest_proto.v1 import admin_pb2_grpc as arpc
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import make_config, support_policy
 from tests.integration.conftest import (
     Process,

@@ -26,9 +26,9 @@ from nextbest.api.auth import (
     load_auth_file,
 )
 from nextbest.api.boundary import Method
-from nextbest_client.v1 import admin_pb2 as apb
-from nextbest_client.v1 import admin_pb2_grpc as arpc
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import admin_pb2 as apb
+from nextbest_proto.v1 import admin_pb2_grpc as arpc
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import make_config, support_policy
 from tests.integration.conftest import Process, ctx, serve_args
 from tests.integration.secure import SecureServer, bearer, write_auth_file

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nextbest.store import checkpoints
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.integration.conftest import RunningServer, ctx, wait_for
 from tests.unit.store.test_checkpoint_thread import WAIT, Gate
 

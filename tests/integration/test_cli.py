@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -15,8 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Process, serve_args
 
@@ -206,3 +207,47 @@ def test_serve_runs_on_uvloop_unless_told_otherwise(tmp_path: Path) -> None:
     assert process.stop() == 0
     process = Process(*serve_args(tmp_path / "c"), env={"NEXTBEST_EVENT_LOOP": "trio"})
     assert process.proc.wait(timeout=30) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "line"),
+    [
+        (["--workers", "many"], {}, "--workers many: "),
+        ([], {"NEXTBEST_LOG_LEVEL": "loud"}, "--log-level loud: "),
+        ([], {"NEXTBEST_EVENT_LOOP": "trio"}, "--event-loop trio: "),
+        (["--limits", '{"max_batch": "x"}'], {}, "--limits max_batch=x: "),
+    ],
+)
+def test_a_wrong_setting_stops_the_start_with_one_line_naming_its_flag(
+    tmp_path: Path, extra: list[str], env: dict[str, str], line: str
+) -> None:
+    process = Process(*serve_args(tmp_path / "data", *extra), env=env)
+    record = process.wait_event("cannot_start")
+    assert record["reason"].startswith(line), record
+    assert "\n" not in record["reason"]
+    assert process.proc.wait(timeout=30) == 2
+    assert not (tmp_path / "data").exists()  # refused before anything was started
+
+
+def test_a_flag_wins_over_its_variable(tmp_path: Path) -> None:
+    """The variable is not even read when the flag is given; the others are."""
+    process = Process(
+        *serve_args(tmp_path / "data"),
+        env={"NEXTBEST_ADDRESS": "nowhere", "NEXTBEST_EVENT_LOOP": "asyncio"},
+    )
+    assert process.wait_event("serving")["event_loop"] == "asyncio"
+    assert process.stop() == 0
+
+
+def test_serve_help_names_every_setting_and_its_variable() -> None:
+    from nextbest.settings import ServerSettings, env_var, flag
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "nextbest", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in ServerSettings.model_fields:
+        assert re.search(rf"{flag(name)}(?![\w-])", shown), flag(name)
+        assert f"[{env_var(name)}]" in shown

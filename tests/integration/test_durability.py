@@ -19,8 +19,8 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 from tests.conftest import support_policy
 from tests.integration.conftest import Process, RunningServer, wait_for
 

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.integration.conftest import RunningServer, ctx, field_violations
 
 POLICY = "support.next_step"

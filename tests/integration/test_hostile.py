@@ -20,7 +20,7 @@ from nextbest.api.server import Server
 from nextbest.policy.config import Config
 from nextbest.policy.requests import DecideInput
 from nextbest.settings import ServerSettings
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import make_config, support_policy
 from tests.integration.conftest import RunningServer, ctx, wait_for
 

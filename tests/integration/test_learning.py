@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import make_config, support_policy
 from tests.integration.conftest import ctx
 

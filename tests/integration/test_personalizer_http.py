@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.certs import Authority
 from tests.conftest import make_config
 from tests.integration.secure import SecureServer, write_auth_file

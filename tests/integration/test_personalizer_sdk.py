@@ -16,7 +16,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import make_config, support_policy
 from tests.integration.secure import SecureServer, write_auth_file
 

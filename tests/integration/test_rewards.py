@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import make_config, support_policy
 from tests.integration.conftest import RunningServer, ctx, wait_for
 

@@ -21,8 +21,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 from tests.integration.conftest import Process, serve_args, wait_for
 from tests.redis_server import RedisServer
 

@@ -11,8 +11,8 @@ from nextbest.policy.config import Exploration
 from nextbest.policy.control import Control, ReloadVerdict
 from nextbest.policy.engine import PolicyRuntime
 from nextbest.policy.overrides import file_value
-from nextbest_client.v1 import admin_pb2 as pb
-from nextbest_client.v1 import admin_pb2_grpc as rpc
+from nextbest_proto.v1 import admin_pb2 as pb
+from nextbest_proto.v1 import admin_pb2_grpc as rpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["AdminService"].full_name
 METHODS: dict[str, Method] = {

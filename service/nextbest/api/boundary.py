@@ -30,7 +30,7 @@ from nextbest.api.errors import status_of, to_status
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
 from nextbest.policy.errors import DecisionError, InvalidArgument
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from nextbest.policy.errors import InvalidArgument
 from nextbest.policy.events import (
     ActivationStatus,
@@ -11,80 +9,38 @@ from nextbest.policy.events import (
     JoinStatus,
     RewardStatus,
 )
-from nextbest.policy.features import FeatureValue
 from nextbest.policy.requests import DecideInput, InlineAction, RewardInput
 from nextbest.policy.safety import Masked
-from nextbest_client import _values as client_values
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto import records
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.values import InvalidValue, from_features, to_features
 
-REWARD_STATUS = {
-    RewardStatus.ACCEPTED: pb.REWARD_STATUS_ACCEPTED,
-    RewardStatus.DUPLICATE: pb.REWARD_STATUS_DUPLICATE,
-    RewardStatus.LATE: pb.REWARD_STATUS_LATE,
-    RewardStatus.QUEUED: pb.REWARD_STATUS_QUEUED,
-}
-ACTIVATION_STATUS = {
-    ActivationStatus.ACTIVATED: pb.ACTIVATION_STATUS_ACTIVATED,
-    ActivationStatus.ALREADY_ACTIVE: pb.ACTIVATION_STATUS_ALREADY_ACTIVE,
-    ActivationStatus.LATE: pb.ACTIVATION_STATUS_LATE,
-}
-JOIN_STATUS = {
-    JoinStatus.PENDING: pb.JOIN_STATUS_PENDING,
-    JoinStatus.LEARNED: pb.JOIN_STATUS_LEARNED,
-    JoinStatus.SKIPPED: pb.JOIN_STATUS_SKIPPED,
-}
-
-
-def from_value(value: pb.Value, where: str) -> FeatureValue:
-    kind = value.WhichOneof("kind")
-    if kind == "number":
-        return value.number
-    if kind == "text":
-        return value.text
-    if kind == "flag":
-        return value.flag
-    if kind == "texts":
-        return list(value.texts.values)
-    raise InvalidArgument("has no value: set number, text, flag or texts", where)
-
-
-def from_features(features: Mapping[str, pb.Value], where: str) -> dict[str, FeatureValue]:
-    """`from_value` over a map, inlined: this runs for every feature of every request, and
-    the field's name is only spelled out when a value is missing."""
-    out: dict[str, FeatureValue] = {}
-    for name, value in features.items():
-        kind = value.WhichOneof("kind")
-        if kind == "text":
-            out[name] = value.text
-        elif kind == "number":
-            out[name] = value.number
-        elif kind == "flag":
-            out[name] = value.flag
-        else:
-            out[name] = from_value(value, f"{where}[{name!r}]")
-    return out
-
-
-def to_features(features: Mapping[str, FeatureValue]) -> dict[str, pb.Value]:
-    """Stored features back to proto, with the client's own encoder (one encoding)."""
-    return client_values.to_features(features, "features")
+# The domain's statuses → the wire's, through the contract's one name → enum table: a domain
+# status the contract does not name fails here, at import.
+REWARD_STATUS = {s: records.REWARD_STATUSES[s.value] for s in RewardStatus}
+ACTIVATION_STATUS = {s: records.ACTIVATION_STATUSES[s.value] for s in ActivationStatus}
+JOIN_STATUS = {s: records.JOIN_STATUSES[s.value] for s in JoinStatus}
 
 
 def decide_input(req: pb.DecideRequest) -> DecideInput:
-    return DecideInput(
-        policy=req.policy,
-        intent=req.intent,
-        context=from_features(req.context, "context"),
-        candidate_action_ids=list(req.candidate_action_ids),
-        actions=[
-            InlineAction(a.id, from_features(a.features, f"actions[{i}].features"))
-            for i, a in enumerate(req.actions)
-        ],
-        excluded_action_ids=list(req.excluded_action_ids),
-        event_id=req.event_id,
-        baseline_action_id=req.baseline_action_id,
-        defer_activation=req.defer_activation,
-    )
+    """A value without a kind is INVALID_ARGUMENT, naming it (the contract's codec)."""
+    try:
+        return DecideInput(
+            policy=req.policy,
+            intent=req.intent,
+            context=from_features(req.context, "context"),
+            candidate_action_ids=list(req.candidate_action_ids),
+            actions=[
+                InlineAction(a.id, from_features(a.features, f"actions[{i}].features"))
+                for i, a in enumerate(req.actions)
+            ],
+            excluded_action_ids=list(req.excluded_action_ids),
+            event_id=req.event_id,
+            baseline_action_id=req.baseline_action_id,
+            defer_activation=req.defer_activation,
+        )
+    except InvalidValue as exc:
+        raise InvalidArgument(exc.detail, exc.field) from None
 
 
 def _masked(masked: list[Masked]) -> list[pb.MaskedAction]:
@@ -132,14 +88,10 @@ def explain_response(event: Event) -> pb.ExplainResponse:
         event_id=event.event_id,
         policy=event.policy,
         intent=event.intent,
-        context=to_features(event.context),
+        context=to_features(event.context, "context"),
         eligible=[
-            pb.EligibleAction(
-                action_id=a.id,
-                features=to_features(a.features),
-                probability=event.pmf[i],
-                score=event.scores[i],
-                explore=a.explore,
+            records.eligible_message(
+                records.EligibleAction(a.id, a.features, event.pmf[i], event.scores[i], a.explore)
             )
             for i, a in enumerate(event.eligible)
         ],

@@ -21,8 +21,8 @@ from nextbest.observability.metrics import Metrics
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import DecisionError
 from nextbest.policy.requests import check_batch
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 
 BATCH_YIELD_EVERY = 32
 Context = Any  # grpc.aio.ServicerContext, whose stubs are generic in ways that add nothing here

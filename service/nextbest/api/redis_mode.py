@@ -36,6 +36,7 @@ from nextbest.store.redis.spool import SpoolingStore
 from nextbest.store.redis.store import RedisEventStore
 
 COUNTS_EVERY = 1.0  # seconds between refreshes of the pending counts /metrics shows
+SPOOL_DRAIN_TIMEOUT = 10.0  # seconds a stopping replica waits to hand its spool to Redis
 CONFIG_CHECK_EVERY = 0.5  # seconds between checks of the shared config (pub/sub is at once)
 OVERRIDE_KINDS = frozenset({"exploration", "mode", "clear"})
 
@@ -78,7 +79,7 @@ class RedisMode:
         except Exception as exc:
             raise OSError(f"--redis {shown(self.url)}: cannot reach Redis: {exc}") from None
         self.store = RedisEventStore(self.client, self._policies)
-        self.telemetry = RedisTelemetry(metrics)
+        self.telemetry = RedisTelemetry(metrics, spools=self.serves)
         if not self.serves:
             return self.store
         worker = self.settings.worker
@@ -176,6 +177,9 @@ class RedisMode:
             await asyncio.sleep(COUNTS_EVERY)
 
     async def close(self) -> None:
+        if self.spool is not None and self.spool.records:
+            drained = await self.spool.drain(SPOOL_DRAIN_TIMEOUT)
+            self.log.info("spool_drained" if drained else "spool_kept", left=self.spool.records)
         await tasks.stop(self._tasks)
         if self.learner is not None:
             await self.learner.stop()

@@ -36,7 +36,7 @@ from nextbest.settings import ServerSettings, split_address
 from nextbest.store.control import ControlFiles
 from nextbest.store.durable import CheckpointJob, DurableStore, open_store
 from nextbest.store.lock import DataDirError
-from nextbest_client.v1 import decision_pb2
+from nextbest_proto.v1 import decision_pb2
 
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python's default: 700)
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Server:
             self._overrides = self.control_files.load_overrides()
         except ConfigError:
             if self.store is not None:
-                self.store.close_files()  # and its data-dir lock
+                self.store.shutdown()  # and its data-dir lock
             raise
         if self.store is not None:
             self._build(config, self.store, models, learns=True)
@@ -303,7 +303,7 @@ class Server:
         limit = 1000
         while True:
             try:
-                closed = await self.engine.close_due(limit=limit)
+                closed = await self.engine.settle_due(limit=limit)
                 self._maybe_checkpoint()
             except Exception:  # a bug must not stop learning for good; it is logged loudly
                 self.log.exception("join_clock_failed")
@@ -470,12 +470,12 @@ class Server:
         self._maybe_checkpoint(force=True)
         if self.store is not None:
             try:
-                self.store.close_files()
+                self.store.shutdown()
             except OSError as exc:  # a failed fsync: recovery will read what the disk holds
                 self.log.error("close_failed", reason=exc.strerror or str(exc))
         if self.redis is not None:
             await self.redis.close()  # the learner checkpoints and gives up its lease
-        self.engine.close()
+        self.engine.shutdown()
         self.log.info("stopped")
 
     async def wait(self) -> None:

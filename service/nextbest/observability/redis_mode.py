@@ -5,7 +5,7 @@ stuck at 0."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from nextbest.observability.metrics import Metrics
 from nextbest.policy.errors import DecisionError
@@ -16,13 +16,14 @@ class RedisTelemetry:
     lag. Label values are fixed sets: kind (decision, reward), reason (an error class
     name), policy (from the config)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, spools: bool = True) -> None:
+        """`spools`: whether this process has a spool (a serving role) to export."""
         self.metrics = metrics
-        r = metrics.registry
+        r = metrics.registry if spools else CollectorRegistry()  # unexported when not
         self.reachable = Gauge(
             "nextbest_redis_reachable",
-            "1 while this replica reaches Redis, 0 while it spools",
-            registry=r,
+            "1 while this process reaches Redis (0: a serving replica spools)",
+            registry=metrics.registry,
             multiprocess_mode="livemin",
         )
         self.records = Gauge(
@@ -66,7 +67,7 @@ class RedisTelemetry:
             "nextbest_learner_lag_events",
             "Joined events on the policy's stream in Redis that the learner has not read yet",
             ["policy"],
-            registry=r,
+            registry=metrics.registry,
             multiprocess_mode="livemax",
         )
         self.reachable.set(1)

@@ -1,4 +1,4 @@
-"""The engine: runs a decision and a reward, and closes joins when their window ends.
+"""The engine: runs a decision and a reward; its joins (`policy.joins`) settle them.
 
 One engine serves every configured policy. It is not thread-safe: a transport calls it from
 one thread (the gRPC server's event loop), which also keeps each VW model single-threaded.
@@ -6,8 +6,6 @@ one thread (the gRPC server's event loop), which also keeps each VW model single
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Mapping
@@ -40,6 +38,7 @@ from nextbest.policy.features import (
     interaction_features,
     shared_line,
 )
+from nextbest.policy.joins import Joins, settles_at_once
 from nextbest.policy.model import Model
 from nextbest.policy.overrides import Overrides, apply
 from nextbest.policy.ports import EventStore, Listener
@@ -56,10 +55,7 @@ from nextbest.policy.vw_args import interactions
 
 NOT_A_CANDIDATE = "not among the request's candidate_action_ids"
 EXCLUDED = "excluded by the caller"
-LEARNING_MODES = frozenset({"online", "apprentice"})
 DEFAULT_INTENT_LABEL = "*"
-RETRY_CLOSE_AFTER = 1.0  # seconds before a join that could not be closed is tried again
-MAX_RETRY_CLOSE_AFTER = 60.0  # the backoff's cap
 
 
 class PolicyRuntime:
@@ -160,7 +156,7 @@ class Engine:
         self.clock = clock
         self.limits = limits or Limits()
         self.policies: dict[str, PolicyRuntime] = {}
-        self._close_failures: dict[str, int] = {}  # event id → failed attempts, for backoff
+        self.joins = Joins(store, listener, clock, lambda: self.policies, learns)
         # policy → live overrides over the file (kept for a policy the file dropped, so
         # they apply again if a later file brings it back)
         self.overrides: dict[str, Overrides] = dict(overrides or {})
@@ -526,8 +522,8 @@ class Engine:
             return RewardOutcome(RewardStatus.DUPLICATE, first.value)
         status = kept.status  # LATE if the join closed meanwhile
         self.listener.rewarded(event, status, value)
-        if status is RewardStatus.ACCEPTED and self._settled(rt, event):
-            await self._close_now(event)
+        if status is RewardStatus.ACCEPTED and settles_at_once(rt, event):
+            await self.joins.settle(event)
         return RewardOutcome(status, value)
 
     async def activate(self, event_id: str) -> ActivationStatus:
@@ -540,92 +536,13 @@ class Engine:
             return ActivationStatus.LATE
         event = await self.store.activate(event)
         rt = self.policies.get(event.policy)
-        if rt is not None and event.accepted_values() and self._settled(rt, event):
-            await self._close_now(event)
+        if rt is not None and event.accepted_values() and settles_at_once(rt, event):
+            await self.joins.settle(event)
         return ActivationStatus.ACTIVATED
 
     async def explain(self, event_id: str) -> Event:
         check_event_id(event_id, "event_id", self.limits)
         return await self._event(event_id)
-
-    # -- joins ---------------------------------------------------------------------------------
-
-    @staticmethod
-    def _settled(rt: PolicyRuntime, event: Event) -> bool:
-        """With `earliest`, the first accepted reward is final: no need to wait for the window."""
-        return rt.config.reward.aggregation == "earliest" and (
-            not event.defer_activation or event.activated
-        )
-
-    async def close_due(self, now: float | None = None, limit: int = 1000) -> int:
-        """Close the joins whose window has ended; returns how many were handled. Each is
-        closed on its own: one that fails is retried later and never holds up the rest."""
-        now = self.clock() if now is None else now
-        due = await self.store.due(now, limit)
-        for event in due:
-            await self._close_now(event, now)
-        return len(due)
-
-    async def _close_now(self, event: Event, now: float | None = None) -> None:
-        """Close a join; if that fails (the log cannot be written, or anything else), the
-        event stays pending and is tried again with a growing delay (what settled it, a
-        reward or an activation, is already kept)."""
-        try:
-            await self._close(event)
-        except Exception as exc:
-            failures = self._close_failures.get(event.event_id, 0) + 1
-            self._close_failures[event.event_id] = failures
-            delay = min(RETRY_CLOSE_AFTER * 2 ** (failures - 1), MAX_RETRY_CLOSE_AFTER)
-            now = self.clock() if now is None else now
-            self.listener.join_failed(event, str(exc) or type(exc).__name__)
-            with contextlib.suppress(Exception):  # the store is down: it stays due as it was
-                await self.store.reschedule(event, now + delay)
-        else:
-            self._close_failures.pop(event.event_id, None)
-
-    async def _close(self, event: Event) -> None:
-        """Join: aggregate, log the joined event, then learn it. The example is parsed
-        before anything is logged, so the log never says "learned" of an event VW refused;
-        logging comes before learning, so a crash in between is repaired by replaying the
-        log, never by learning an event twice. Whether to learn is the mode recorded at
-        decision: exploration paid for in `online` is learned after a switch to `frozen`,
-        and an exploit-only decision is never learned as if it had explored."""
-        rt = self.policies.get(event.policy)
-        example = None
-        if rt is None:  # the policy was removed by a reload: nothing left to learn into
-            closed = dataclasses.replace(event, join_status=JoinStatus.SKIPPED)
-        else:
-            spec = rt.config.reward
-            values = event.accepted_values()
-            joined = (
-                rewards.clip(spec, rewards.aggregate(spec.aggregation, values))
-                if values
-                else spec.default
-            )
-            learn = event.mode in LEARNING_MODES and (not event.defer_activation or event.activated)
-            if learn and self.learns:  # else the learner parses it (Redis mode), not the Reward
-                try:
-                    example = rt.model.example(
-                        event.vw_lines(), event.chosen, -joined, event.probability
-                    )
-                except Exception as exc:  # no retry makes VW take it: log it as not learned
-                    self.listener.join_failed(event, f"VW refused the example: {exc}")
-                    learn = False
-            status = JoinStatus.LEARNED if learn else JoinStatus.SKIPPED
-            closed = dataclasses.replace(event, join_status=status, joined_reward=joined)
-        try:
-            first = await self.store.close(closed)
-        except Exception:
-            if example is not None and rt is not None:
-                rt.model.discard(example)
-            raise
-        if example is not None and rt is not None:
-            if first:
-                rt.model.learn_example(example)
-            else:
-                rt.model.discard(example)
-        if first:
-            self.listener.joined(closed)
 
     def models(self) -> dict[str, Model]:
         return {name: rt.model for name, rt in self.policies.items()}
@@ -633,6 +550,11 @@ class Engine:
     def pending_counts(self) -> dict[str, int]:
         return self.store.pending_counts()
 
-    def close(self) -> None:
+    async def settle_due(self, now: float | None = None, limit: int = 1000) -> int:
+        """Settle the joins whose window has ended (see `Joins.settle_due`)."""
+        return await self.joins.settle_due(now, limit)
+
+    def shutdown(self) -> None:
+        """Release every policy's model (VW workspaces)."""
         for runtime in self.policies.values():
             runtime.model.close()

@@ -67,9 +67,9 @@ class EventStore(Protocol):
     async def activate(self, event: Event) -> Event:
         """Mark a deferred event as activated; the event so marked."""
 
-    async def close(self, event: Event) -> bool:
-        """The event's join is over (`event` carries its status and joined reward): it
-        leaves the pending set, is logged, and stays readable. False if it was closed
+    async def settle(self, event: Event) -> bool:
+        """The event's join is settled (`event` carries its status and joined reward): it
+        leaves the pending set, is logged, and stays readable. False if it was settled
         already (by another process sharing the store): then nothing is changed."""
 
     async def reschedule(self, event: Event, at: float) -> None:

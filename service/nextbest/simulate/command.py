@@ -1,7 +1,9 @@
 """`nextbest simulate`: flags, the progress bar, and the report.
 
 Heavy imports (gRPC server, rich, matplotlib) happen when the command runs, so that
-`nextbest serve` does not pay for them.
+`nextbest serve` does not pay for them. matplotlib comes with the ``simulate`` extra, which
+the server image leaves out: without it the command says so in one line (exit 2). rich is a
+server dependency (`nextbest evaluate` reports with it; the CEL package needs it too).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
 
     from nextbest.simulate.scenario import Scenario
     from nextbest.simulate.simulation import Options, Result
+
+EXTRA_MODULES = ("matplotlib",)  # the simulate extra, pyproject.toml
+EXTRA_HINT = "nextbest simulate needs the simulate extra: pip install 'nextbest[simulate]'"
 
 
 def _positive(text: str) -> int:
@@ -92,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command: 0 when the run kept every invariant, 1 when not, 2 when it could not run."""
+    if any(importlib.util.find_spec(module) is None for module in EXTRA_MODULES):
+        print(EXTRA_HINT, file=sys.stderr)
+        return 2
     import grpc
     import yaml
     from rich.console import Console
@@ -117,12 +125,6 @@ def run(args: argparse.Namespace) -> int:
         print(
             "nextbest simulate: --epsilon and --algorithm configure the embedded service; "
             "a --target explores as its own policy says (see --print-config)",
-            file=sys.stderr,
-        )
-        return 2
-    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        print(
-            "nextbest simulate: --plot needs matplotlib: pip install 'nextbest[simulate]'",
             file=sys.stderr,
         )
         return 2

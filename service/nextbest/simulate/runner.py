@@ -16,10 +16,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nextbest.api.convert import to_features
 from nextbest.simulate.scenario import Outcome, Round, Scenario
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.values import to_features
 
 TOLERANCE = 1e-9  # float slack for "mass ≤ cap" and "server reward = scenario reward"
 
@@ -66,7 +66,7 @@ def _request(scenario: Scenario, r: Round, event_id: str) -> pb.DecideRequest:
     return pb.DecideRequest(
         policy=scenario.policy,
         intent=r.situation.intent,
-        context=to_features(r.situation.context),
+        context=to_features(r.situation.context, "context"),
         event_id=event_id,
     )
 

@@ -19,7 +19,7 @@ from nextbest.simulate.baselines import BEST_FIXED, ORACLE, RANDOM, RULE, evalua
 from nextbest.simulate.embedded import embedded_server
 from nextbest.simulate.runner import DecisionStats, Runner
 from nextbest.simulate.scenario import Exploring, Scenario
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 
 NEXTBEST = "nextbest"
 POLICIES = (NEXTBEST, RANDOM, BEST_FIXED, RULE, ORACLE)

@@ -9,6 +9,7 @@ masks, join status, the VW lines) rides along under ``_nextbest``, a key VW igno
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from nextbest.policy.features import (
     ACTION_NS,
     CONTEXT_NS,
     INTENT_NS,
+    FeatureValue,
     action_json,
     escape,
     features_json,
@@ -35,7 +37,7 @@ def line(event: Event, encoded: bytes | None = None) -> bytes:
     context = features_json(event.context)
     if context:
         shared[CONTEXT_NS] = context
-    shared["_multi"] = [{ACTION_NS: action_json(a.id, a.features)} for a in event.eligible]
+    shared["_multi"] = [_action(a.id, a.features) for a in event.eligible]
     joined = event.joined_reward if event.joined_reward is not None else 0.0
     record: dict[str, Any] = {
         "_label_cost": -joined,
@@ -57,6 +59,23 @@ def line(event: Event, encoded: bytes | None = None) -> bytes:
     # The event's own encoding is spliced in as is: no second round of dumps and loads.
     encoded = codec.encode(event) if encoded is None else encoded
     return orjson.dumps(record)[:-1] + b',"_nextbest":' + encoded + b"}"
+
+
+_ACTIONS: dict[bytes, dict[str, Any]] = {}  # an action's encoding → its `_multi` entry
+MAX_ACTIONS = 4096  # entries kept (catalog actions repeat; inline ones may not)
+
+
+def _action(action_id: str, features: Mapping[str, FeatureValue]) -> dict[str, Any]:
+    """An action's `_multi` entry, built once per distinct action: the catalog's actions
+    come back in every event, and building the namespace costs more than the rest of the
+    line. orjson's sorted encoding is the key (a few µs, against ≈ 25 µs to build)."""
+    key = orjson.dumps([action_id, features], option=orjson.OPT_SORT_KEYS)
+    found = _ACTIONS.get(key)
+    if found is None:
+        if len(_ACTIONS) >= MAX_ACTIONS:
+            _ACTIONS.clear()
+        found = _ACTIONS[key] = {ACTION_NS: action_json(action_id, features)}
+    return found  # shared: orjson only reads it
 
 
 def event_of(record: dict[str, Any]) -> Event | None:

@@ -40,6 +40,7 @@ import time
 import weakref
 from array import array
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -235,7 +236,7 @@ class DurableStore(MemoryStore):
         self._write(self.journal, b'{"k":"a","id":' + orjson.dumps(event.event_id) + b"}")
         return super().activate_now(event)
 
-    def close_now(self, event: Event) -> None:
+    def settle_now(self, event: Event) -> None:
         data = codec.encode(event)  # once, for the log line and the closed set
         self._write(self.log(event.policy), dsjson.line(event, data), "decision log")
         self._retire(event, data)
@@ -271,15 +272,33 @@ class DurableStore(MemoryStore):
         return self.data_dir / "policies" / policy
 
     def _write(self, log: SegmentedLog, record: bytes, what: str = "journal") -> None:
+        self.write_lines(log, [record], what)
+
+    def write_lines(self, log: SegmentedLog, records: list[bytes], what: str = "journal") -> None:
+        """Append records to one of the store's logs in one write (all or none of them);
+        Unavailable naming `what` when the disk refuses."""
         if self.failure is not None:
             raise self._failed()
         try:
-            log.append([record])
+            log.append(records)
         except SyncFailed as exc:  # rotation could not fsync the segment it leaves
             raise self._fail(exc) from exc
         except OSError as exc:
             raise _unavailable(what, exc) from exc
         self._written += 1
+
+    def restore(
+        self, ids: IdIndex, recent: Iterable[Event], pending: Iterable[tuple[Event, int]]
+    ) -> None:
+        """Hold what recovery found, before the store serves: the ids ever used, the most
+        recent settled events, and the pending ones with the journal segment that holds
+        each one's decision (a segment is compacted away only once none of its events is
+        pending)."""
+        self.ids = ids
+        self.hold(recent)
+        for event, segment in pending:
+            self.hold([event])
+            self._track(event.event_id, segment)
 
     def _track(self, event_id: str, segment: int) -> None:
         self._decided_in[event_id] = segment
@@ -486,7 +505,7 @@ class DurableStore(MemoryStore):
                     break
                 path.unlink(missing_ok=True)
 
-    def close_files(self) -> None:
+    def shutdown(self) -> None:
         """Sync and close every file, and give up the data dir; OSError if the sync
         failed (the files are closed and the lock released all the same)."""
         try:
@@ -637,12 +656,9 @@ def _recover(store: DurableStore, config: Config) -> tuple[dict[str, Model], Rec
             except BadRecord as exc:
                 recovery.damage.append(where.damage(seq, exc))
 
-    store.ids = ids
-    for event in recent.values():
-        store._keep(event)
-    for event in pending.values():
-        store._keep(event)
-        store._track(event.event_id, decided_in[event.event_id])
+    store.restore(
+        ids, recent.values(), [(event, decided_in[event.event_id]) for event in pending.values()]
+    )
     for policy in config.policies:
         store.log(policy)  # open for appending, after any torn tail was cut off
         if (store.policy_dir(policy) / "late").is_dir():

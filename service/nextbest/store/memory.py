@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 
 import orjson
 
@@ -79,8 +80,8 @@ class MemoryStore:
     async def activate(self, event: Event) -> Event:
         return self.activate_now(event)
 
-    async def close(self, event: Event) -> bool:
-        self.close_now(event)
+    async def settle(self, event: Event) -> bool:
+        self.settle_now(event)
         return True
 
     async def reschedule(self, event: Event, at: float) -> None:
@@ -113,7 +114,7 @@ class MemoryStore:
         self._save(activated)
         return activated
 
-    def close_now(self, event: Event) -> None:
+    def settle_now(self, event: Event) -> None:
         self._retire(event, codec.encode(event))
 
     def due_now(self, now: float, limit: int) -> list[Event]:
@@ -143,6 +144,12 @@ class MemoryStore:
                 f"pending events hold {self._pending_size} bytes, the bound max_pending_bytes "
                 f"({self._max_pending_bytes}) is reached: retry when joins have closed"
             )
+
+    def hold(self, events: Iterable[Event]) -> None:
+        """Hold events as they were (pending or settled, by their status), without the
+        bounds of a new decision: what a recovery or a tool restores."""
+        for event in events:
+            self._keep(event)
 
     def _keep(self, event: Event, data: bytes | None = None) -> None:
         """Hold a pending event (or a closed one, by its status), encoded as `data`."""

@@ -60,7 +60,7 @@ def export_model(data_dir: Path, config: Config, policy: str, dest: Path) -> int
         models[policy].save(dest)
         return models[policy].learned
     finally:
-        store.close_files()
+        store.shutdown()
 
 
 def import_model(data_dir: Path, config: Config, policy: str, source: Path) -> None:
@@ -84,4 +84,4 @@ def import_model(data_dir: Path, config: Config, policy: str, source: Path) -> N
         imported = Model(vw_args, initial=source, learned=models[policy].learned)
         store.checkpoints(policy).save(policy, imported, store.log(policy).seq)
     finally:
-        store.close_files()
+        store.shutdown()

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nextbest_client.v1 import admin_pb2 as apb
-from nextbest_client.v1 import admin_pb2_grpc as arpc
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import admin_pb2 as apb
+from nextbest_proto.v1 import admin_pb2_grpc as arpc
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import support_policy
 from tests.integration.conftest import wait_for
 from tests.integration.redis.test_replicas import Replica

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import support_policy
 from tests.integration.conftest import wait_for
 from tests.integration.redis.test_replicas import Replica

@@ -16,8 +16,8 @@ import yaml
 
 from nextbest.simulate.news import NewsScenario
 from nextbest.simulate.simulation import NEXTBEST, Options, simulate
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 from tests.conftest import EXAMPLE
 from tests.integration.conftest import Process, wait_for
 from tests.redis_server import RedisServer

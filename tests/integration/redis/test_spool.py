@@ -73,7 +73,7 @@ async def replica(url: str, directory: Path, max_bytes: int = 1 << 20) -> AsyncI
     try:
         yield Replica(engine, spool, redis, watcher)
     finally:
-        engine.close()
+        engine.shutdown()
         spool.release()
         await client.aclose()
 
@@ -208,5 +208,21 @@ def test_a_second_process_cannot_take_a_spool_in_use(
             with pytest.raises(OSError, match="in use"):
                 async with replica(redis_server.url, tmp_path / "spool"):
                     pass
+
+    asyncio.run(main())
+
+
+def test_a_stopping_replica_drains_its_spool_when_redis_is_back(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async def main() -> None:
+        async with replica(redis_server.url, tmp_path / "spool") as a, replaying(a):
+            redis_server.stop()
+            event = await a.engine.decide(decide(a.engine))
+            assert not await a.spool.drain(0.5)  # Redis is down: it stays spooled
+            redis_server.start()
+            assert await a.spool.drain(20.0)
+            assert a.spool.records == 0
+            assert await a.redis.get(event.event_id) is not None
 
     asyncio.run(main())

@@ -86,7 +86,7 @@ async def replicas(
         yield made
     finally:
         for replica in made:
-            replica.engine.close()
+            replica.engine.shutdown()
             await replica.store.close_client()
 
 
@@ -176,7 +176,7 @@ def test_concurrent_rewards_with_sum_join_each_distinct_reward_once(
                 assert by_id[rid] == [RewardStatus.ACCEPTED]
 
             clock.now += WAIT + 1
-            assert await b.engine.close_due() == 1
+            assert await b.engine.settle_due() == 1
             explained = await a.engine.explain("e1")
             assert explained.join_status is JoinStatus.LEARNED
             assert explained.joined_reward == sum(v for _, v in distinct)
@@ -213,7 +213,7 @@ def test_concurrent_rewards_with_earliest_close_the_join_once(redis_server: Redi
             assert joins.joined_ids == ["e1"]
             assert await a.client.xlen(keys.joined(POLICY)) == 1
             clock.now += WAIT + 1
-            assert await b.engine.close_due() == 0  # nothing left due
+            assert await b.engine.settle_due() == 0  # nothing left due
             assert await a.client.xlen(keys.joined(POLICY)) == 1
             [streamed] = await joined_stream(a.client)
             assert streamed.joined_reward == accepted[0]
@@ -285,7 +285,7 @@ def test_a_reward_after_the_close_is_late_and_activation_crosses_replicas(
             await decide(a.engine, event_id="e2", defer_activation=True)
             clock.now += WAIT + 1
             assert await b.engine.activate("e2") is ActivationStatus.LATE
-            assert await b.engine.close_due() == 1
+            assert await b.engine.settle_due() == 1
             assert (await reward(b.engine, "e2", 1.0)).status is RewardStatus.LATE
             closed = await a.engine.explain("e2")
             assert closed.join_status is JoinStatus.SKIPPED  # never activated: not learned
@@ -314,10 +314,10 @@ def test_a_reward_that_lands_after_the_join_was_read_is_late_or_joined(
             assert kept.status is RewardStatus.ACCEPTED
             # B closes from what it read before the reward: refused, nothing changes
             stale = dataclasses.replace(read, join_status=JoinStatus.LEARNED, joined_reward=0.0)
-            assert not await b.store.close(stale)
+            assert not await b.store.settle(stale)
             assert (await a.engine.explain("e1")).join_status is JoinStatus.PENDING
             clock.now += WAIT + 1
-            assert await b.engine.close_due() == 1
+            assert await b.engine.settle_due() == 1
             assert (await a.engine.explain("e1")).joined_reward == 2.0
             # the engine guessed ACCEPTED from its (old) reading: the store says LATE
             guessed = ReceivedReward("r2", 3.0, {}, RewardStatus.ACCEPTED, event.decided_at)
@@ -391,7 +391,7 @@ def test_oversized_events_and_too_many_rewards_are_refused(redis_server: RedisSe
 # -- closing ----------------------------------------------------------------------------------
 
 
-def test_close_due_on_another_replica_streams_each_event_once_even_after_a_crash(
+def test_settle_due_on_another_replica_streams_each_event_once_even_after_a_crash(
     redis_server: RedisServer,
 ) -> None:
     async def body() -> None:
@@ -406,21 +406,21 @@ def test_close_due_on_another_replica_streams_each_event_once_even_after_a_crash
             closed = dataclasses.replace(
                 events[1], join_status=JoinStatus.LEARNED, joined_reward=0.0
             )
-            code, _ = await a.store.close_only(closed)
+            code, _ = await a.store.settle_only(closed)
             assert code == "closed"
             assert await a.client.xlen(keys.joined(POLICY)) == 0
-            assert await b.engine.close_due() == 0  # not due yet
+            assert await b.engine.settle_due() == 0  # not due yet
             clock.now += WAIT + 1
             # two closers at once: each event is closed by one of them and streamed once
-            handled = await asyncio.gather(a.engine.close_due(), b.engine.close_due())
+            handled = await asyncio.gather(a.engine.settle_due(), b.engine.settle_due())
             assert sum(handled) >= 5
             streamed = await joined_stream(a.client)
             assert sorted(e.event_id for e in streamed) == [f"e{i}" for i in range(5)]
             assert {e.event_id: e.joined_reward for e in streamed}["e0"] == 2.0
             assert sorted(joins.joined_ids) == ["e0", "e2", "e3", "e4"]  # e1: closed by A
             assert await a.client.zcard(keys.due(POLICY)) == 0
-            assert await b.engine.close_due() == 0
-            assert not await b.store.close(closed)  # done already
+            assert await b.engine.settle_due() == 0
+            assert not await b.store.settle(closed)  # done already
             assert await a.client.xlen(keys.joined(POLICY)) == 5
             await b.store.refresh_counts()
             assert b.store.pending_counts() == {POLICY: 0}
@@ -467,7 +467,7 @@ def test_redis_down_is_unavailable_and_keeps_nothing(redis_server: RedisServer) 
             await decide(b.engine, event_id="during")
             assert (await reward(a.engine, "during", 1.0)).status is RewardStatus.ACCEPTED
             clock.now += WAIT + 1
-            assert await a.engine.close_due() == 2
+            assert await a.engine.settle_due() == 2
             assert await a.client.xlen(keys.joined(POLICY)) == 2
 
     asyncio.run(body())
@@ -510,13 +510,13 @@ def test_the_join_works_on_a_cluster(redis_cluster: RedisCluster) -> None:
             read = await a.store.get("e1")
             assert read is not None
             closed = dataclasses.replace(read, join_status=JoinStatus.SKIPPED, joined_reward=0.0)
-            assert (await a.store.close_only(closed))[0] == "closed"
+            assert (await a.store.settle_only(closed))[0] == "closed"
             clock.now += WAIT + 1
-            assert await b.engine.close_due() == 6
+            assert await b.engine.settle_due() == 6
             streamed = await joined_stream(a.client)
             assert sorted(e.event_id for e in streamed) == ids
             assert {e.event_id: e.joined_reward for e in streamed}["e0"] == 5.0
-            assert await b.engine.close_due() == 0
+            assert await b.engine.settle_due() == 0
             assert (await reward(a.engine, "e0", 1.0)).status is RewardStatus.LATE
             assert await a.store.used("e3")
 
@@ -589,10 +589,10 @@ def test_add_and_add_reward_take_one_round_trip_each(redis_server: RedisServer) 
             read = await store.get("fresh")
             assert read is not None
             closed = dataclasses.replace(read, join_status=JoinStatus.LEARNED, joined_reward=0.0)
-            assert await store.close(closed)  # close (and tombstone), then stream (and mark)
+            assert await store.settle(closed)  # close (and tombstone), then stream (and mark)
             assert sent_since(mark) == 3  # the get, and the close's two
         finally:
-            engine.close()
+            engine.shutdown()
             await store.close_client()
 
     asyncio.run(body())
@@ -605,7 +605,7 @@ def test_stream_entries_carry_the_event_and_its_id(redis_server: RedisServer) ->
             await decide(a.engine, event_id="e1")
             await reward(a.engine, "e1", 1.5, "r1")
             clock.now += WAIT + 1
-            await a.engine.close_due()
+            await a.engine.settle_due()
             [fields] = await stream_entries(a.client)
             assert fields[b"id"] == b"e1"
             record = orjson.loads(fields[b"e"])

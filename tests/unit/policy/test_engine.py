@@ -257,15 +257,15 @@ def test_other_aggregations_wait_for_the_window(aggregation: str, joined: float)
         status = run_now(engine.reward(RewardInput(event.event_id, value=v))).status
         assert status is (RewardStatus.LATE if v == 0.9 else RewardStatus.ACCEPTED)
     assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.PENDING
-    assert run_now(engine.close_due()) == 1
+    assert run_now(engine.settle_due()) == 1
     assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.LEARNED
     assert run_now(engine.explain(event.event_id)).joined_reward == pytest.approx(joined)
 
 
 def test_no_reward_by_the_window_end_learns_the_default(engine: Engine) -> None:
     event = decide(engine)
-    assert run_now(engine.close_due(now=event.deadline - 1)) == 0
-    assert run_now(engine.close_due(now=event.deadline)) == 1
+    assert run_now(engine.settle_due(now=event.deadline - 1)) == 0
+    assert run_now(engine.settle_due(now=event.deadline)) == 1
     assert run_now(engine.explain(event.event_id)).join_status is JoinStatus.LEARNED
     assert run_now(engine.explain(event.event_id)).joined_reward == 0.0
 
@@ -280,7 +280,7 @@ def test_duplicate_reward_id_is_not_applied_twice() -> None:
     dup = run_now(engine.reward(RewardInput(event.event_id, value=0.9, reward_id="r1")))
     assert (dup.status, dup.value) == (RewardStatus.DUPLICATE, 0.4)
     clock.now = event.deadline
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     assert run_now(engine.explain(event.event_id)).joined_reward == 0.4
 
 
@@ -311,7 +311,7 @@ def test_deferred_event_is_learned_only_when_activated(engine: Engine) -> None:
     assert (
         run_now(engine.explain(never.event_id)).join_status is JoinStatus.PENDING
     )  # held until activation or the window's end
-    run_now(engine.close_due(now=never.deadline))
+    run_now(engine.settle_due(now=never.deadline))
     assert run_now(engine.explain(never.event_id)).join_status is JoinStatus.SKIPPED
     assert run_now(engine.activate(never.event_id)) is ActivationStatus.LATE
 
@@ -449,34 +449,34 @@ def test_ids_are_checked_before_they_are_echoed(engine: Engine) -> None:
 
 
 class FlakyStore(MemoryStore):
-    """A store whose close fails for chosen events, the way a bug or a full disk would."""
+    """A store whose settle fails for chosen events, the way a bug or a full disk would."""
 
     def __init__(self) -> None:
         super().__init__()
         self.broken: set[str] = set()
 
-    def close_now(self, event: Event) -> None:
+    def settle_now(self, event: Event) -> None:
         if event.event_id in self.broken:
-            raise RuntimeError("cannot close")
-        super().close_now(event)
+            raise RuntimeError("cannot settle")
+        super().settle_now(event)
 
 
-def test_one_failing_close_does_not_strand_the_others(support_config: Config) -> None:
+def test_one_failing_settle_does_not_strand_the_others(support_config: Config) -> None:
     store, clock = FlakyStore(), Clock()
     engine = Engine(support_config, store, NullListener(), clock)
     events = [decide(engine, event_id=f"e{i}") for i in range(6)]
     store.broken.add("e2")
     clock.now = events[-1].deadline
-    assert run_now(engine.close_due()) == 6
+    assert run_now(engine.settle_due()) == 6
     statuses = {e.event_id: run_now(engine.explain(e.event_id)).join_status for e in events}
     assert statuses.pop("e2") is JoinStatus.PENDING
     assert set(statuses.values()) == {JoinStatus.LEARNED}
     model = engine.policies["support.next_step"].model
     assert model.learned == 5  # the failed one was not learned
     store.broken.clear()
-    assert run_now(engine.close_due()) == 0  # retried later, not at once
+    assert run_now(engine.settle_due()) == 0  # retried later, not at once
     clock.now += 1.0
-    assert run_now(engine.close_due()) == 1
+    assert run_now(engine.settle_due()) == 1
     assert run_now(engine.explain("e2")).join_status is JoinStatus.LEARNED
     assert model.learned == 6
 

@@ -11,8 +11,8 @@ from nextbest.simulate.news import NewsScenario
 from nextbest.simulate.runner import Runner, non_greedy_mass
 from nextbest.simulate.scenario import Scenario
 from nextbest.simulate.support import SupportScenario
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 
 Answer = Callable[[pb.DecideRequest], pb.DecideResponse]
 

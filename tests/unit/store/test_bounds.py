@@ -35,7 +35,7 @@ def test_the_pending_bound_sheds_new_events_and_keeps_nothing(tmp_path: Path) ->
     journal = b"".join(p.read_bytes() for p in (tmp_path / "journal").glob("*"))
     assert f'"e{kept}"'.encode() not in journal
     clock.now += 3600
-    run_now(engine.close_due())  # joins free the room
+    run_now(engine.settle_due())  # joins free the room
     run_now(engine.decide(DecideInput("p", "x", event_id="after")))
 
 
@@ -50,7 +50,7 @@ def test_closed_events_are_evicted_by_bytes_as_well_as_count() -> None:
         run_now(engine.decide(DecideInput("p", "x", event_id=f"c{i}")))
         clock.now += 1  # joins close in this order
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     kept = [i for i in range(200) if store.find(f"c{i}") is not None]
     assert 5 < len(kept) < 200
     assert kept == list(range(200 - len(kept), 200))  # the newest stay

@@ -66,7 +66,7 @@ def model_files(data: Path, policy: str) -> list[Path]:
 
 def close_all(engine: Any, clock: Clock) -> None:
     clock.now += 3600
-    run_now(engine.close_due(limit=100_000))
+    run_now(engine.settle_due(limit=100_000))
 
 
 def test_a_checkpoint_written_by_a_thread_recovers_as_it_was_taken(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def learn(engine: Any, clock: Clock, policy: str, n: int, tag: str) -> None:
     for i in range(n):
         run_now(engine.decide(DecideInput(policy, "x", event_id=f"{tag}-{i}")))
     clock.now += 3600
-    run_now(engine.close_due(limit=100_000))
+    run_now(engine.settle_due(limit=100_000))
 
 
 def test_a_removed_policy_does_not_stop_checkpoints(tmp_path: Path) -> None:

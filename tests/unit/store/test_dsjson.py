@@ -26,7 +26,7 @@ def test_the_log_has_the_dsjson_fields(tmp_path: Path) -> None:
     engine, _, _ = start(tmp_path, config(), clock)
     workload(engine, clock, 40)
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     record = orjson.loads(log_lines(tmp_path)[0])
     for key in (
         "_label_cost",
@@ -52,7 +52,7 @@ def test_a_fresh_vw_trained_on_the_log_matches_the_live_model(tmp_path: Path) ->
     engine, _, _ = start(tmp_path, config(), clock)
     workload(engine, clock, 1200)
     clock.now += 3600
-    run_now(engine.close_due(limit=10_000))
+    run_now(engine.settle_due(limit=10_000))
     offline = vowpalwabbit.Workspace(f"--dsjson {DEFAULT_VW_ARGS} --quiet")
     lines = log_lines(tmp_path)
     assert len(lines) == 1200

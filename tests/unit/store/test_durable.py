@@ -95,7 +95,7 @@ def workload(engine: Engine, clock: Clock, n: int, start_at: int = 0) -> None:
                 run_now(engine.reward(RewardInput(event.event_id, value=value, reward_id=f"r{i}")))
         clock.now += 0.5
         if i % 50 == 0:
-            run_now(engine.close_due())
+            run_now(engine.settle_due())
 
 
 def greedy(engine: Engine) -> list[tuple[str, list[float]]]:
@@ -128,8 +128,8 @@ def test_a_crash_and_restart_gives_the_crash_free_model(tmp_path: Path, aggregat
     # Both finish the same way: every window ends, every event learned once.
     clock_a.now += 3600
     clock_b.now += 3600
-    run_now(restarted.close_due(limit=10_000))
-    run_now(reference.close_due(limit=10_000))
+    run_now(restarted.settle_due(limit=10_000))
+    run_now(reference.settle_due(limit=10_000))
     assert restarted.policies["p"].model.learned == reference.policies["p"].model.learned == 600
     for (g1, c1), (g2, c2) in zip(greedy(restarted), greedy(reference), strict=True):
         assert g1 == g2
@@ -157,7 +157,7 @@ def test_pending_joins_survive_with_their_rewards(tmp_path: Path) -> None:
     )
     run_now(again.reward(RewardInput("kept", value=0.5, reward_id="b")))
     clock.now += 61
-    run_now(again.close_due())
+    run_now(again.settle_due())
     assert run_now(again.explain("kept")).joined_reward == 0.75
 
 

@@ -38,7 +38,7 @@ def test_memory_store_remembers_ids_past_retention() -> None:
     for i in range(5):
         run_now(engine.decide(DecideInput("p", "x", event_id=f"m{i}")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     assert store.find("m0") is None  # past retention
     assert run_now(store.used("m0"))
     assert run_now(store.used("m4"))
@@ -61,7 +61,7 @@ def test_an_id_past_retention_stays_used_after_a_restart(tmp_path: Path) -> None
         clock.now += 1  # joins close in this order
         run_now(engine.decide(DecideInput("a", "x", event_id=f"push-{i}")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     store.checkpoint(engine.models())  # the journal segment with reuse-0 may go
     assert store.find("reuse-0") is None
     assert run_now(store.used("reuse-0"))
@@ -83,12 +83,12 @@ def test_ids_survive_the_deletion_of_every_log_that_named_them(tmp_path: Path) -
     for i in range(40):
         run_now(engine.decide(DecideInput("p", "x", event_id=f"gone-{i}")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     store.checkpoint(engine.models())
     for i in range(40, 80):  # more segments, so the first ones are deleted
         run_now(engine.decide(DecideInput("p", "x", event_id=f"gone-{i}")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     store.checkpoint(engine.models())
     files = [*(tmp_path / "policies").rglob("*.dsjson"), *(tmp_path / "journal").glob("*")]
     logged = b"".join(p.read_bytes() for p in files)
@@ -106,10 +106,10 @@ def test_recovery_closes_a_record_only_by_its_own_close(tmp_path: Path) -> None:
     engine, store, _ = start(tmp_path, cfg, clock, retain_closed=1)
     first = run_now(engine.decide(DecideInput("a", "x", event_id="reuse-0")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     run_now(engine.decide(DecideInput("a", "x", event_id="push")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     assert store.find("reuse-0") is None
     second = run_now(engine.decide(DecideInput("b", "x", event_id="other")))
     second.event_id = "reuse-0"  # as an engine without the used() check stored it
@@ -137,7 +137,7 @@ def test_a_reused_id_is_refused_past_retention_and_after_a_restart(tmp_path: Pat
         clock.now += 1
         run_now(engine.decide(DecideInput("a", "x", event_id=f"push-{i}")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     with pytest.raises(AlreadyExists):
         run_now(engine.decide(DecideInput("b", "x", event_id="reuse-0")))
     again, _, _ = start(tmp_path, cfg, clock, retain_closed=3)

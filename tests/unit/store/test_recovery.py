@@ -22,14 +22,14 @@ def test_late_rewards_survive_the_compaction_of_their_journal_segment(tmp_path: 
     engine, store, _ = start(tmp_path, config(), clock, small)
     run_now(engine.decide(DecideInput("p", "x", event_id="late")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     assert (
         run_now(engine.reward(RewardInput("late", value=1.0, reward_id="r"))).status.value == "late"
     )
     for i in range(40):  # later decisions and joins fill journal segments
         run_now(engine.decide(DecideInput("p", "x", event_id=f"fill-{i}")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     store.checkpoint(engine.models())
     journal = b"".join(p.read_bytes() for p in (tmp_path / "journal").glob("*"))
     assert b'"late"' not in journal  # its segment is gone
@@ -54,7 +54,7 @@ def test_the_most_recent_closed_events_come_back_whatever_their_policy(tmp_path:
         run_now(engine.decide(DecideInput("a", "x", event_id=f"a{i}")))
         clock.now += 1
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     before = {f"b{i}" for i in range(5, 10)} | {f"a{i}" for i in range(5)}
     assert {e for e in before if run_now(engine.store.get(e)) is not None} == before
 
@@ -122,7 +122,7 @@ def test_a_log_line_or_manifest_of_the_wrong_shape_is_skipped(tmp_path: Path) ->
     for i in range(3):
         run_now(engine.decide(DecideInput("p", "x", event_id=f"e{i}")))
     clock.now += 3600
-    run_now(engine.close_due())
+    run_now(engine.settle_due())
     store.checkpoint(engine.models())
     log = sorted((tmp_path / "policies" / "p" / "decisions").glob("*.dsjson"))[-1]
     with log.open("ab") as f:

@@ -1,7 +1,8 @@
 """Client for nextbest, the contextual-bandit decision service for AI agents.
 
 ``NextBest`` (sync) and ``AsyncNextBest`` (asyncio) wrap the generated stubs of
-``nextbest_client.v1``; ``Admin`` / ``AsyncAdmin`` are the operators' AdminService client;
+``nextbest_client.v1`` (the ``nextbest-proto`` distribution's, which the server shares);
+``Admin`` / ``AsyncAdmin`` are the operators' AdminService client;
 framework adapters live in :mod:`nextbest_client.adapters`.
 
 Decide, act, then report how it went:

@@ -11,7 +11,7 @@ from typing import Any
 from nextbest_client._values import Context, to_features
 from nextbest_client.errors import InvalidArgument
 from nextbest_client.types import DecisionRequest
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2 as pb
 
 
 def new_id() -> str:

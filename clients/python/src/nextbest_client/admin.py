@@ -18,8 +18,8 @@ from typing import Any
 
 from nextbest_client import _channel
 from nextbest_client._connection import AsyncConnection, Connection
-from nextbest_client.v1 import admin_pb2 as apb
-from nextbest_client.v1 import admin_pb2_grpc as arpc
+from nextbest_proto.v1 import admin_pb2 as apb
+from nextbest_proto.v1 import admin_pb2_grpc as arpc
 
 _ONCE = _channel.Retry(attempts=1)
 

@@ -28,8 +28,8 @@ from nextbest_client.types import (
     explanation,
     reward_result,
 )
-from nextbest_client.v1 import decision_pb2 as pb
-from nextbest_client.v1 import decision_pb2_grpc as rpc
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.v1 import decision_pb2_grpc as rpc
 
 log = logging.getLogger("nextbest_client")
 

@@ -4,34 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self, TypeAlias
+from typing import Any, Self, TypeAlias
 
-from nextbest_client._values import Context, ContextValue, from_features
-from nextbest_client.v1 import decision_pb2 as pb
+from nextbest_client._values import Context
+
+# The status names and the eligible action are the contract's, shared with the server.
+from nextbest_proto.records import (
+    ACTIVATION_STATUS_NAMES,
+    JOIN_STATUS_NAMES,
+    REWARD_STATUS_NAMES,
+    eligible_action,
+)
+from nextbest_proto.records import ActivationStatus as ActivationStatus
+from nextbest_proto.records import EligibleAction as EligibleAction
+from nextbest_proto.records import JoinStatus as JoinStatus
+from nextbest_proto.records import RewardStatus as RewardStatus
+from nextbest_proto.v1 import decision_pb2 as pb
+from nextbest_proto.values import FeatureValue, from_features
 
 RewardSpec: TypeAlias = float | Mapping[str, float]
 """A reward: a number, or named signals that the policy's reward spec weighs into one."""
-
-RewardStatus = Literal["accepted", "duplicate", "late", "queued"]
-ActivationStatus = Literal["activated", "already_active", "late"]
-JoinStatus = Literal["pending", "learned", "skipped"]
-
-_REWARD_STATUS: dict[int, RewardStatus] = {
-    pb.REWARD_STATUS_ACCEPTED: "accepted",
-    pb.REWARD_STATUS_DUPLICATE: "duplicate",
-    pb.REWARD_STATUS_LATE: "late",
-    pb.REWARD_STATUS_QUEUED: "queued",
-}
-_ACTIVATION_STATUS: dict[int, ActivationStatus] = {
-    pb.ACTIVATION_STATUS_ACTIVATED: "activated",
-    pb.ACTIVATION_STATUS_ALREADY_ACTIVE: "already_active",
-    pb.ACTIVATION_STATUS_LATE: "late",
-}
-_JOIN_STATUS: dict[int, JoinStatus] = {
-    pb.JOIN_STATUS_PENDING: "pending",
-    pb.JOIN_STATUS_LEARNED: "learned",
-    pb.JOIN_STATUS_SKIPPED: "skipped",
-}
 
 
 @dataclass(frozen=True)
@@ -159,25 +151,6 @@ class RewardResult:
 
 
 @dataclass(frozen=True)
-class EligibleAction:
-    """An action that was eligible for a decision, as :class:`Explanation` records it.
-
-    Attributes:
-        action: The action id.
-        features: The action's features, as scored.
-        probability: The probability with which it was to be drawn.
-        score: The model's predicted reward (higher is better).
-        explore: The action may be explored; False: chosen only when it is the greedy choice.
-    """
-
-    action: str
-    features: dict[str, ContextValue]
-    probability: float
-    score: float
-    explore: bool
-
-
-@dataclass(frozen=True)
 class ReceivedReward:
     """One reward an event received, as :class:`Explanation` records it.
 
@@ -235,7 +208,7 @@ class Explanation:
     event_id: str
     policy: str
     intent: str
-    context: dict[str, ContextValue]
+    context: dict[str, FeatureValue]
     eligible: tuple[EligibleAction, ...]
     action: str
     probability: float
@@ -261,12 +234,12 @@ class Explanation:
 
 def reward_result(r: pb.RewardResponse) -> RewardResult:
     """Decode a RewardResponse."""
-    return RewardResult(_REWARD_STATUS.get(r.status, "accepted"), r.value)
+    return RewardResult(REWARD_STATUS_NAMES.get(r.status, "accepted"), r.value)
 
 
 def activation_status(r: pb.ActivateResponse) -> ActivationStatus:
     """Decode an ActivateResponse."""
-    return _ACTIVATION_STATUS.get(r.status, "activated")
+    return ACTIVATION_STATUS_NAMES.get(r.status, "activated")
 
 
 def explanation(e: pb.ExplainResponse) -> Explanation:
@@ -275,13 +248,8 @@ def explanation(e: pb.ExplainResponse) -> Explanation:
         event_id=e.event_id,
         policy=e.policy,
         intent=e.intent,
-        context=from_features(e.context),
-        eligible=tuple(
-            EligibleAction(
-                a.action_id, from_features(a.features), a.probability, a.score, a.explore
-            )
-            for a in e.eligible
-        ),
+        context=from_features(e.context, "context"),
+        eligible=tuple(eligible_action(a, f"eligible[{i}]") for i, a in enumerate(e.eligible)),
         action=e.action_id,
         probability=e.probability,
         explored=e.explored,
@@ -300,12 +268,12 @@ def explanation(e: pb.ExplainResponse) -> Explanation:
                 r.reward_id,
                 r.value,
                 dict(r.signals),
-                _REWARD_STATUS.get(r.status, "accepted"),
+                REWARD_STATUS_NAMES.get(r.status, "accepted"),
                 r.received_at,
             )
             for r in e.rewards
         ),
-        join_status=_JOIN_STATUS.get(e.join_status, "pending"),
+        join_status=JOIN_STATUS_NAMES.get(e.join_status, "pending"),
         joined_reward=e.joined_reward if e.HasField("joined_reward") else None,
         decided_at=e.decided_at,
         join_deadline=e.join_deadline,

@@ -19,7 +19,7 @@ that read on before it found its lease gone) is claimed too (``XCLAIM``), and a 
 left with nothing pending is deleted from the group (one script, so none is deleted that
 took an entry meanwhile). Each entry is an event whose join a serving replica closed (LEARNED or
 SKIPPED): it is skipped if its id was already learned, else its DSJSON line, the very line
-`DurableStore.close_now` writes in embedded mode, goes to the policy's decision log in the
+`DurableStore.settle_now` writes in embedded mode, goes to the policy's decision log in the
 data dir's `DurableStore` (so ``nextbest model export``, recovery and DSJSON tooling work
 as they do there), and then, if LEARNED, it is learned (the example parsed before the line
 is written, as the engine does: one VW refuses is logged as not learned).
@@ -78,7 +78,7 @@ from nextbest.policy.events import Event, JoinStatus
 from nextbest.policy.model import Model
 from nextbest.store import codec, dsjson
 from nextbest.store.durable import CheckpointJob, Durability, DurableStore, open_store
-from nextbest.store.files import write_atomic
+from nextbest.store.files import SegmentedLog, write_atomic
 from nextbest.store.ids import IdIndex, digest
 from nextbest.store.redis import keys
 from nextbest.store.redis.connection import Client
@@ -161,6 +161,17 @@ class _PolicyState:
     to_ack: list[bytes] = field(default_factory=list)  # stream ids handled, not acked
     unacked: list[str] = field(default_factory=list)  # event ids in the model, not acked
     published: int = -1  # the learned count last published under the current lease
+
+
+@dataclass(slots=True)
+class _Learnable:
+    """A stream entry ready to be logged and learned."""
+
+    stream_id: bytes
+    event_id: str
+    digest: int
+    example: Any  # the parsed VW example, None when it is logged as not learned
+    line: bytes  # its DSJSON line
 
 
 @dataclass(slots=True)
@@ -331,27 +342,29 @@ class Learner:
     def _close(self) -> None:
         assert self._store is not None
         try:
-            self._store.close_files()
+            self._store.shutdown()
         finally:
             for model in self._models.values():
                 model.close()
 
     def _learn(self, policy: str, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
         """Handle a batch of stream entries, in order (see the module docstring). The
-        DSJSON line is the one `DurableStore.close_now` writes, made from the entry's own
+        DSJSON line is the one `DurableStore.settle_now` writes, made from the entry's own
         bytes (the closed event as the replica encoded it), in the policy's decision log;
         the learner keeps no journal (it holds no pending event) and no closed set (no one
         asks it), so neither is written: a third of the cost of an event."""
         store, model, state = self._store, self._models[policy], self._states[policy]
         assert store is not None
         log = store.log(policy)
+        batch: list[_Learnable] = []
+        seen: set[int] = set()  # digests in this batch: a repeat within it is skipped too
         for stream_id, fields in entries:
             state.to_ack.append(stream_id)
             event = self._event(policy, stream_id, fields)
             if event is None:
                 continue
             d = digest(event.event_id)
-            if state.skip.has_digest(d):
+            if state.skip.has_digest(d) or d in seen:
                 continue  # learned already: a repeat, or delivered again
             assert fields is not None  # see _event
             data = fields[b"e"]
@@ -375,21 +388,36 @@ class Learner:
                     model.discard(example)
                 self._bad(policy, stream_id, str(exc) or type(exc).__name__)
                 continue
-            try:
-                store._write(log, line, "decision log")
-            except BaseException:
-                if example is not None:
-                    model.discard(example)
-                state.to_ack.pop()  # not handled: it stays pending, delivered again
-                raise
-            if example is not None:
-                model.learn_example(example)
-            store.ids.add_digest(d)
-            store._unsaved_ids.append(d)  # into the id file at the next checkpoint
+            seen.add(d)
+            batch.append(_Learnable(stream_id, event.event_id, d, example, line))
+        self._log_and_learn(policy, log, batch)
+
+    def _log_and_learn(self, policy: str, log: SegmentedLog, batch: list[_Learnable]) -> None:
+        """Write the batch's DSJSON lines in one write, then learn their examples: logged
+        before learned, as in embedded mode. A write that fails leaves the whole batch
+        unlearned and unacknowledged: it is delivered again."""
+        store, model, state = self._store, self._models[policy], self._states[policy]
+        assert store is not None
+        if not batch:
+            return
+        try:
+            store.write_lines(log, [b.line for b in batch], "decision log")
+        except BaseException:
+            for b in batch:
+                if b.example is not None:
+                    model.discard(b.example)
+            failed = {b.stream_id for b in batch}
+            state.to_ack = [s for s in state.to_ack if s not in failed]
+            raise
+        for b in batch:
+            if b.example is not None:
+                model.learn_example(b.example)
+            store.ids.add_digest(b.digest)
+            store._unsaved_ids.append(b.digest)  # into the id file at the next checkpoint
             if state.skip is not store.ids:
-                state.skip.add_digest(d)
-            state.unacked.append(event.event_id)
-            self._since_checkpoint += 1
+                state.skip.add_digest(b.digest)
+            state.unacked.append(b.event_id)
+        self._since_checkpoint += len(batch)
 
     def _event(
         self, policy: str, stream_id: bytes, fields: dict[bytes, bytes] | None

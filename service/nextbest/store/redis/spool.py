@@ -34,6 +34,7 @@ and counted), and an activation of an event this replica did not decide is Unava
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 from collections import deque
@@ -148,6 +149,11 @@ class SpoolingStore:
         self.offline = False
         self.full = False
         self._wake = asyncio.Event()
+        self._emptied = asyncio.Event()  # set while nothing is spooled
+        self._progress = asyncio.Event()  # set when a probe fails or the spool empties
+        self._probe_failures = 0
+        if not self.records:
+            self._emptied.set()
         if self.records:
             self._wake.set()  # what a crash left behind is replayed first
 
@@ -225,11 +231,11 @@ class SpoolingStore:
             held.changes += 1
         return held.current()
 
-    async def close(self, event: Event) -> bool:
+    async def settle(self, event: Event) -> bool:
         held = self._events.get(event.event_id)
         if held is None:
             self._check_online()
-            return await self._reaching(self.inner.close(event))
+            return await self._reaching(self.inner.settle(event))
         if held.closed is not None:
             return False
         closed = dataclasses.replace(event, rewards=[])
@@ -300,6 +306,8 @@ class SpoolingStore:
                 backoff = MIN_BACKOFF
             except Unavailable:
                 self._went_offline()
+                self._probe_failures += 1
+                self._progress.set()
                 await asyncio.sleep(backoff)
                 backoff = min(2 * backoff, MAX_BACKOFF)
             now = asyncio.get_running_loop().time()
@@ -353,6 +361,8 @@ class SpoolingStore:
         self._bytes = 0
         self._synced = self._written
         self._set_full(False)
+        self._emptied.set()
+        self._progress.set()
         self._report()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -374,6 +384,7 @@ class SpoolingStore:
         self._bytes += len(line) + 1
         self._written += 1
         self._wake.set()
+        self._emptied.clear()
         self._report()
 
     def _restore(self, record: dict[str, Any]) -> None:
@@ -436,6 +447,22 @@ class SpoolingStore:
 
     def _report(self) -> None:
         self.watcher.state(not self.offline, self.records, self._bytes, self.full)
+
+    async def drain(self, within: float) -> bool:
+        """Wait (at most `within` seconds) until `run` has handed everything spooled to
+        Redis; whether it has. A stopping replica calls this, so that what it spooled is not
+        left on its disk when Redis is back (what is left is replayed by its next start)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        failures = self._probe_failures
+        while not self._emptied.is_set():
+            remaining = deadline - loop.time()
+            if self._probe_failures > failures + 1 or remaining <= 0:
+                return False  # probed twice since: Redis is still unreachable
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), remaining)
+        return True
 
     def release(self) -> None:
         """Close the files and unlock the directory (what is spooled stays for the next run)."""

@@ -336,7 +336,7 @@ class RedisEventStore:
                 "event_id",
             )
         if closed is not None:  # closed as the replica judged it, with its rewards
-            await self.close(dataclasses.replace(closed, rewards=[r for r, _ in rewards]))
+            await self.settle(dataclasses.replace(closed, rewards=[r for r, _ in rewards]))
 
     async def activate(self, event: Event) -> Event:
         """Mark the event activated while it is pending; the event as Redis holds it (a
@@ -347,7 +347,7 @@ class RedisEventStore:
             raise _unknown(event.event_id)
         return _held(event, answer[1:])
 
-    async def close(self, event: Event) -> bool:
+    async def settle(self, event: Event) -> bool:
         """Close the join and append the joined event (rewards merged) to the policy's
         stream, once: True only when this call closed it. False when another process
         closed it first, when a reward or an activation came after `event` was read (the
@@ -355,12 +355,12 @@ class RedisEventStore:
 
         Duplicates on the stream come only from a crash or race window (see the module);
         the learner drops an event id it has already seen."""
-        code, joined = await self.close_only(event)
+        code, joined = await self.settle_only(event)
         if joined is not None:
             await self._stream(event, joined)
         return code == "closed"
 
-    async def close_only(self, event: Event) -> tuple[str, Event | None]:
+    async def settle_only(self, event: Event) -> tuple[str, Event | None]:
         """The first step of `close` on its own: the event hash says closed, and the
         tombstone is written. Returns the script's code and, when it is to be streamed
         (``closed``, ``unstreamed``), the joined event. What a replica that crashed right

@@ -7,7 +7,7 @@ tells how it went, and nextbest learns from the pair.
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from nextbest_client.v1 import decision_pb2 as _decision_pb2
+from nextbest_proto.v1 import decision_pb2 as _decision_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -8,7 +8,7 @@ the model history with rollbacks. Every change is audited and gives a new config
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from nextbest_client.v1 import admin_pb2 as _admin_pb2
+from nextbest_proto.v1 import admin_pb2 as _admin_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
