@@ -223,12 +223,13 @@ def learner_rate(root: Path, redis_url: str, events: int) -> float:
     from nextbest.policy.events import JoinStatus
     from nextbest.policy.ports import NullListener, run_now
     from nextbest.policy.requests import DecideInput
-    from nextbest.store import codec
+    from nextbest.store import codec, dsjson
     from nextbest.store.durable import Durability
     from nextbest.store.memory import MemoryStore
     from nextbest.store.redis import keys
     from nextbest.store.redis.connection import connect
     from nextbest.store.redis.learner import Learner
+    from nextbest.store.redis.store import example_text
 
     configure("warning")
     config = load_config(DEFAULT_CONFIG)
@@ -249,7 +250,10 @@ def learner_rate(root: Path, redis_url: str, events: int) -> float:
             )
         )
         closed = dataclasses.replace(event, join_status=JoinStatus.LEARNED, joined_reward=1.0)
-        pipe.xadd(keys.joined(POLICY), {"e": codec.encode(closed), "id": event.event_id})
+        encoded = codec.encode(closed)
+        fields = {"e": encoded, "id": event.event_id}  # as a replica settling it puts it:
+        fields.update(d=dsjson.line(closed, encoded), x=example_text(closed))  # line, example
+        pipe.xadd(keys.joined(POLICY), fields)  # type: ignore[arg-type]
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()

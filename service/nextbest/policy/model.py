@@ -70,7 +70,11 @@ class Model:
     def example(self, lines: Sequence[str], chosen: int, cost: float, probability: float) -> Any:
         """The labelled example, parsed: what can fail is done before anything is learned
         (or logged as learned). Hand it to `learn_example` or `discard`."""
-        return self._ws._parse("\n".join(labelled(lines, chosen, cost, probability)))
+        return self.parse("\n".join(labelled(lines, chosen, cost, probability)))
+
+    def parse(self, text: str) -> Any:
+        """A labelled multi-line example's text, parsed (see `example`)."""
+        return self._ws._parse(text)
 
     def learn_example(self, examples: Any) -> None:
         ws = self._ws

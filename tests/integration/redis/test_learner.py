@@ -28,13 +28,14 @@ from nextbest.policy.engine import Engine
 from nextbest.policy.events import Event, JoinStatus
 from nextbest.policy.ports import NullListener, run_now
 from nextbest.policy.requests import DecideInput
-from nextbest.store import codec
+from nextbest.store import codec, dsjson
 from nextbest.store.durable import Durability
 from nextbest.store.memory import MemoryStore
 from nextbest.store.redis import keys
 from nextbest.store.redis.connection import Client, connect
 from nextbest.store.redis.learner import Learner
 from nextbest.store.redis.models import ModelFollower
+from nextbest.store.redis.store import example_text
 from tests.conftest import EXAMPLE
 from tests.redis_server import RedisCluster, RedisServer
 
@@ -74,12 +75,15 @@ def closed_events(n: int) -> list[Event]:
     return out
 
 
-async def put(client: Client, events: list[Event]) -> None:
-    """Each closed event on its policy's stream, as the replica closing its join puts it."""
+async def put(client: Client, events: list[Event], ready: bool = True) -> None:
+    """Each closed event on its policy's stream, as the replica closing its join puts it:
+    with its DSJSON line and example text (`ready`), or as the event alone."""
     for event in events:
-        await client.xadd(
-            keys.joined(event.policy), {"e": codec.encode(event), "id": event.event_id}
-        )
+        encoded = codec.encode(event)
+        fields: dict[str, bytes | str] = {"e": encoded, "id": event.event_id}
+        if ready:
+            fields.update(d=dsjson.line(event, encoded), x=example_text(event))
+        await client.xadd(keys.joined(event.policy), fields)  # type: ignore[arg-type]
 
 
 def logged_ids(data_dir: Path) -> list[str]:
@@ -462,3 +466,39 @@ def test_what_a_stale_learner_read_after_a_takeover_is_claimed_by_the_new_holder
 async def not_consumer(client: Client, name: bytes) -> bool:
     consumers = await client.xinfo_consumers(keys.joined(POLICY), keys.LEARNERS)
     return name not in [c["name"] for c in consumers]
+
+
+def test_entries_with_the_replicas_line_are_logged_and_learned_as_the_event_alone(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A replica puts each settled event's DSJSON line and example text on the stream, so
+    the learner neither decodes nor builds them; an entry without them (an older replica)
+    takes the long way. Both log the same lines and learn the same model."""
+    events = closed_events(60)
+    for i in range(0, 60, 7):  # some not learned (deferred, never activated)
+        events[i] = dataclasses.replace(events[i], join_status=JoinStatus.SKIPPED)
+
+    async def learned(url: str, data_dir: Path, ready: bool) -> list[float]:
+        client = await connect(url)
+        await put(client, events, ready=ready)
+        a = learner(client, data_dir)
+        task = asyncio.create_task(a.run())
+        try:
+            await wait_for(lambda: len(logged_ids(data_dir)) == len(events), "all logged")
+            return a.model(POLICY).costs(LINES)
+        finally:
+            await stopped(task)
+            await a.stop()
+            await client.aclose()
+
+    other_db = redis_server.url.rsplit("/", 1)[0] + "/1"
+    fast = asyncio.run(learned(redis_server.url, tmp_path / "fast", True))
+    slow = asyncio.run(learned(other_db, tmp_path / "slow", False))
+    assert fast == slow
+
+    def lines(data_dir: Path) -> list[bytes]:
+        found = sorted((data_dir / "policies" / POLICY / "decisions").glob("*.dsjson"))
+        return [line for path in found for line in path.read_bytes().splitlines()]
+
+    assert lines(tmp_path / "fast") == lines(tmp_path / "slow")
+    assert len(lines(tmp_path / "fast")) == len(events)

@@ -360,6 +360,16 @@ class Learner:
         seen: set[int] = set()  # digests in this batch: a repeat within it is skipped too
         for stream_id, fields in entries:
             state.to_ack.append(stream_id)
+            ready = self._ready(model, fields)
+            if ready is not None:  # the replica made its line and example text
+                event_id, d, example, line = ready
+                if state.skip.has_digest(d) or d in seen:
+                    if example is not None:
+                        model.discard(example)
+                    continue
+                seen.add(d)
+                batch.append(_Learnable(stream_id, event_id, d, example, line))
+                continue
             event = self._event(policy, stream_id, fields)
             if event is None:
                 continue
@@ -391,6 +401,27 @@ class Learner:
             seen.add(d)
             batch.append(_Learnable(stream_id, event.event_id, d, example, line))
         self._log_and_learn(policy, log, batch)
+
+    @staticmethod
+    def _ready(
+        model: Model, fields: dict[bytes, bytes] | None
+    ) -> tuple[str, int, Any, bytes] | None:
+        """An entry's event id, digest, parsed example (None: not learned) and DSJSON line,
+        from what the replica that settled it put there (`RedisEventStore.settle`): no
+        decoding, no line to build. None when the entry lacks them (an older replica) or
+        VW refuses the example: the entry then takes the long way (decoded and checked,
+        logged as not learned if VW refuses it)."""
+        if not fields or b"d" not in fields or b"x" not in fields or b"id" not in fields:
+            return None
+        text = fields[b"x"]
+        example = None
+        if text:
+            try:
+                example = model.parse(text.decode())
+            except Exception:
+                return None
+        event_id = fields[b"id"].decode(errors="replace")
+        return event_id, digest(event_id), example, fields[b"d"]
 
     def _log_and_learn(self, policy: str, log: SegmentedLog, batch: list[_Learnable]) -> None:
         """Write the batch's DSJSON lines in one write, then learn their examples: logged

@@ -114,14 +114,16 @@ redis.call('PEXPIRE', k, ARGV[4])
 return {'closed', h[3], h[4]}
 """
 
-# KEYS[1] the policy's due set, KEYS[2] its joined stream. ARGV: event id, joined event.
+# KEYS[1] the policy's due set, KEYS[2] its joined stream. ARGV: event id, joined event,
+# its DSJSON line, its labelled VW example text ('' when it is not learned): the entry
+# carries what the learner writes and learns, made by the replica that settled it.
 # The stream is not capped: the learner deletes what it acknowledged, and a cap would drop
 # joins it has not learned yet. The due entry is the token "not yet on the stream": whoever removes
 # it appends the event, so two closers (or a closer after a crash) append it once.
 _GATE = """
 local streamed = 0
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('XADD', KEYS[2], '*', 'e', ARGV[2], 'id', ARGV[1])
+  redis.call('XADD', KEYS[2], '*', 'e', ARGV[2], 'id', ARGV[1], 'd', ARGV[3], 'x', ARGV[4])
   streamed = 1
 end
 """

@@ -57,9 +57,10 @@ from nextbest.policy.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from nextbest.policy.events import Event, ReceivedReward, RewardStatus
+from nextbest.policy.events import Event, JoinStatus, ReceivedReward, RewardStatus
+from nextbest.policy.features import labelled
 from nextbest.policy.requests import RewardInput
-from nextbest.store import codec
+from nextbest.store import codec, dsjson
 from nextbest.store.redis import keys, scripts
 from nextbest.store.redis.connection import Client
 
@@ -387,7 +388,8 @@ class RedisEventStore:
     async def _stream(self, event: Event, joined: Event) -> None:
         due, stream = keys.due(event.policy), keys.joined(event.policy)
         key = keys.event(event.event_id)
-        args = (event.event_id, codec.encode(joined))
+        encoded = codec.encode(joined)
+        args = (event.event_id, encoded, dsjson.line(joined, encoded), example_text(joined))
         with _reaching_redis():
             if self._cluster:  # the stream, then the mark: in this order, on two nodes
                 await self._gate(keys=[due, stream], args=args)
@@ -464,6 +466,14 @@ def _held(read: Event, answer: Sequence[bytes | None]) -> Event:
         return _event(e, r, a)
     rewards = codec.decode_rewards(r) if r else []
     return dataclasses.replace(read, rewards=rewards, activated=read.activated or a == b"1")
+
+
+def example_text(event: Event) -> str:
+    """The labelled VW example a settled event is learned from ('' when it is not)."""
+    if event.join_status is not JoinStatus.LEARNED or event.joined_reward is None:
+        return ""
+    lines = labelled(event.vw_lines(), event.chosen, -event.joined_reward, event.probability)
+    return "\n".join(lines)
 
 
 def new_token() -> str:
