@@ -266,3 +266,21 @@ def test_every_variable_named_is_one_nextbest_serve_reads() -> None:
         "GF_SECURITY_ADMIN_PASSWORD",
         "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH",
     }
+
+
+def test_the_monitoring_overlay_scrapes_replicas_and_learner_as_job_nextbest() -> None:
+    monitoring = REDIS_MODE / "monitoring"
+    found = {**objects(), **by_kind(monitoring)}
+    services = {name: doc for (kind, name), doc in found.items() if kind == "Service"}
+    for name, service in (("nextbest", "nextbest"), ("nextbest-learner", "nextbest-learner")):
+        monitor = found[("ServiceMonitor", name)]
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= services[service]["metadata"]["labels"].items()
+        ports = {p["name"] for p in services[service]["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
+    # The Operator names a job after its Service: the learner's is relabelled to "nextbest".
+    (endpoint,) = found[("ServiceMonitor", "nextbest-learner")]["spec"]["endpoints"]
+    assert {"targetLabel": "job", "replacement": "nextbest"} in endpoint["relabelings"]
+    copy = (monitoring / "prometheusrule.yaml").read_text()
+    assert copy == (K8S / "monitoring" / "prometheusrule.yaml").read_text(), "copy the rules"
