@@ -190,3 +190,26 @@ def test_health_says_not_serving_only_while_the_spool_is_full(
             replica.stub.Explain(pb.ExplainRequest(event_id=event_id), timeout=10)
     finally:
         replica.stop()
+
+
+def test_a_replica_stopped_while_redis_is_down_exits_cleanly(
+    tmp_path: Path, redis_server: RedisServer, config: Path
+) -> None:
+    """Its Redis listeners are in their reconnect loops, where redis-py may swallow a
+    cancel: the replica exits all the same, keeping what it spooled for its next start."""
+    replica = Replica(tmp_path / "a", redis_server.url, "server", config)
+    redis_server.stop()
+    event_id = decide(replica, 1)  # spooled
+    replica.process.wait_event("redis_unreachable")
+    assert replica.stop() == 0  # Process.stop waits 30 s at most
+    assert list((tmp_path / "a" / "spool").glob("*.spool"))  # kept for the next start
+    redis_server.start()
+    again = Replica(tmp_path / "a", redis_server.url, "server", config)
+    try:
+        explained = again.stub.Explain(pb.ExplainRequest(event_id=event_id), timeout=10)
+        assert explained.event_id == event_id
+        wait_for(
+            lambda: not any(p.stat().st_size for p in (tmp_path / "a" / "spool").glob("*.spool"))
+        )
+    finally:
+        again.stop()

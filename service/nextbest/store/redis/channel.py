@@ -18,6 +18,7 @@ from nextbest.store.redis.connection import Client
 
 MAX_BACKOFF = 10.0  # seconds before the channel is subscribed again after an error
 LISTEN_POLL = 1.0  # seconds a read of the channel waits for a message, at most
+MAX_WAIT = 2 * LISTEN_POLL  # seconds `stop_listening` waits for the listener to end
 
 
 async def listen(
@@ -26,19 +27,22 @@ async def listen(
     heard: Callable[[bytes], None],
     log: Any,
     subscribed: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Call `heard` with each message's data on `channel` until cancelled; subscribe again
-    after an error (logged as ``channel_lost``), backing off up to `MAX_BACKOFF`.
-    `subscribed` is set once the channel is subscribed."""
+    """Call `heard` with each message's data on `channel` until cancelled or `stop` is set;
+    subscribe again after an error (logged as ``channel_lost``), backing off up to
+    `MAX_BACKOFF`. `subscribed` is set once the channel is subscribed. `stop` ends it within
+    `LISTEN_POLL` even when redis-py swallowed the cancel (see `nextbest.tasks`)."""
+    stop = stop if stop is not None else asyncio.Event()
     backoff = 0.0
-    while True:
+    while not stop.is_set():
         pubsub = client.pubsub()
         try:
             await pubsub.subscribe(channel)
             if subscribed is not None:
                 subscribed.set()
             backoff = 0.0
-            while True:
+            while not stop.is_set():
                 message = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=LISTEN_POLL
                 )
@@ -51,4 +55,14 @@ async def listen(
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await asyncio.sleep(backoff)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff)
+
+
+async def stop_listening(listening: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """End a `listen` task: its `stop` set, then cancelled. Called from a `finally` of a task
+    being cancelled, where a second cancel may cut the wait short: `stop` still ends it."""
+    stop.set()
+    listening.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait([listening], timeout=MAX_WAIT)

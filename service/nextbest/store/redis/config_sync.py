@@ -34,7 +34,7 @@ from nextbest.policy.control import SYNC_CALLER
 from nextbest.policy.overrides import Overrides
 from nextbest.store.control import overrides_from_json, overrides_json
 from nextbest.store.redis import keys
-from nextbest.store.redis.channel import listen
+from nextbest.store.redis.channel import listen, stop_listening
 from nextbest.store.redis.connection import Client
 
 POLICY_FIELD = "o:"
@@ -84,13 +84,14 @@ class ConfigSync:
         self._wake = asyncio.Event()
         self._announcing: set[asyncio.Task[None]] = set()
         self._listening: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()  # ends the listener, whatever redis-py does with cancels
 
     async def start(self) -> None:
         """Listen, then take the overrides Redis holds now (no reload: the file was just
         read): no change made from then on is missed."""
         subscribed = asyncio.Event()
         self._listening = asyncio.create_task(
-            listen(self.client, keys.CONFIG_CHANNEL, self._heard, self.log, subscribed),
+            listen(self.client, keys.CONFIG_CHANNEL, self._heard, self.log, subscribed, self._stop),
             name="nextbest-config-listen",
         )
         with contextlib.suppress(TimeoutError):  # else the periodic check covers it
@@ -112,7 +113,9 @@ class ConfigSync:
                     await asyncio.wait_for(self._wake.wait(), self.interval)
                 self._wake.clear()
         finally:
-            await tasks.stop([t for t in (listening, *self._announcing) if t is not None])
+            if listening is not None:
+                await stop_listening(listening, self._stop)
+            await tasks.stop(self._announcing)
 
     async def check(self) -> None:
         """Apply what changed in Redis since the last check, if anything did."""

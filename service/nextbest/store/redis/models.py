@@ -23,13 +23,12 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from nextbest import tasks
 from nextbest.observability.logging import get_logger
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import ConfigError
 from nextbest.policy.model import Model
 from nextbest.store.redis import keys
-from nextbest.store.redis.channel import listen
+from nextbest.store.redis.channel import listen, stop_listening
 from nextbest.store.redis.connection import Client
 
 
@@ -63,8 +62,9 @@ class ModelFollower:
 
     async def run(self) -> None:
         """Follow until cancelled."""
+        stop = asyncio.Event()
         listening = asyncio.create_task(
-            listen(self.client, keys.MODELS_CHANNEL, self._heard, self.log),
+            listen(self.client, keys.MODELS_CHANNEL, self._heard, self.log, stop=stop),
             name="nextbest-models-listen",
         )
         try:
@@ -74,7 +74,7 @@ class ModelFollower:
                     await asyncio.wait_for(self._wake.wait(), self.interval)
                 self._wake.clear()
         finally:
-            await tasks.stop([listening])
+            await stop_listening(listening, stop)
 
     async def check(self) -> None:
         """Swap in each configured policy's published model, if it is not the one in force."""
