@@ -109,27 +109,36 @@ def test_redis_runs_with_aof_on_a_persistent_volume_behind_service_redis() -> No
     policy = found[("NetworkPolicy", "redis")]["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
     (allowed,) = policy["ingress"][0]["from"]
-    for workload in (found[("Deployment", "nextbest")], found[("StatefulSet", "nextbest-learner")]):
+    for name in ("nextbest", "nextbest-learner"):
+        workload = found[("StatefulSet", name)]
         pod_labels = workload["spec"]["template"]["metadata"]["labels"]
         assert allowed["podSelector"]["matchLabels"].items() <= pod_labels.items()
 
 
-def test_serving_is_stateless_replicas_in_role_server() -> None:
+def test_serving_replicas_in_role_server_keep_their_spool_on_a_volume_of_their_own() -> None:
+    """What a replica acknowledged while Redis was unreachable is in its data dir's spool
+    until Redis has it: the data dir is a claim per pod (volumeClaimTemplates), so a pod
+    deleted or rescheduled during an outage keeps it for its next start."""
     found = objects()
-    serving = found[("Deployment", "nextbest")]
+    serving = found[("StatefulSet", "nextbest")]
     spec = serving["spec"]
     assert spec["replicas"] == 3
-    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert spec["podManagementPolicy"] == "Parallel"  # scaling does not wait pod by pod
     variables = env(serving)
     assert variables["NEXTBEST_ROLE"] == "server"
     assert variables["NEXTBEST_REDIS_URL"] == REDIS_URL
     pod = spec["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["name"]: m["mountPath"] for m in container(serving)["volumeMounts"]}
-    assert variables["NEXTBEST_DATA_DIR"] == mounts["data"]
-    assert "emptyDir" in volumes["data"]  # control files only
-    assert not any("persistentVolumeClaim" in v for v in volumes.values())
-    assert "PersistentVolumeClaim" not in {kind for kind, _ in found}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert variables["NEXTBEST_DATA_DIR"] == mounts[claim["metadata"]["name"]]
+    assert claim["metadata"]["name"] not in volumes
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenScaled": "Retain",  # a replica scaled away may hold a spool: kept until back
+        "whenDeleted": "Retain",
+    }
     assert variables["NEXTBEST_AUTH_FILE"].startswith(mounts["auth"] + "/")
     assert variables["NEXTBEST_CONFIG"].startswith(mounts["policies"] + "/")
     assert spec["template"]["metadata"]["labels"] == SERVING
@@ -141,7 +150,7 @@ def test_serving_is_stateless_replicas_in_role_server() -> None:
 
 def test_serving_keeps_the_embedded_deployments_probes_and_security_context() -> None:
     embedded = by_kind(K8S)[("Deployment", "nextbest")]
-    serving = objects()[("Deployment", "nextbest")]
+    serving = objects()[("StatefulSet", "nextbest")]
     assert (
         serving["spec"]["template"]["spec"]["securityContext"]
         == (embedded["spec"]["template"]["spec"]["securityContext"])
@@ -179,15 +188,15 @@ def test_the_learner_runs_role_learner_on_its_own_persistent_volume() -> None:
     assert {p["targetPort"] for p in service["ports"]} == {"metrics"}
 
 
-def test_the_hpa_and_the_pdb_target_the_serving_deployment() -> None:
+def test_the_hpa_and_the_pdb_target_the_serving_replicas() -> None:
     found = objects()
-    serving = found[("Deployment", "nextbest")]
+    serving = found[("StatefulSet", "nextbest")]
     hpa = found[("HorizontalPodAutoscaler", "nextbest")]
     assert hpa["apiVersion"] == "autoscaling/v2"
     target = hpa["spec"]["scaleTargetRef"]
     assert (target["apiVersion"], target["kind"], target["name"]) == (
         "apps/v1",
-        "Deployment",
+        "StatefulSet",
         "nextbest",
     )
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 20)
