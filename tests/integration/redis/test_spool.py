@@ -226,3 +226,29 @@ def test_a_stopping_replica_drains_its_spool_when_redis_is_back(
             assert await a.redis.get(event.event_id) is not None
 
     asyncio.run(main())
+
+
+def test_damaged_spool_records_are_skipped_and_the_rest_replayed(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A record of the wrong shape (a hand edit, a bug) or a torn last line (a crash while
+    writing) costs that record only: the others are replayed."""
+
+    async def main() -> None:
+        spool_dir = tmp_path / "spool"
+        async with replica(redis_server.url, spool_dir) as a:
+            redis_server.stop()
+            kept = [await a.engine.decide(decide(a.engine)) for _ in range(2)]
+        (segment,) = spool_dir.glob("*.spool")
+        with segment.open("ab") as f:
+            f.write(b'{"k": "e", "e": {"event_id": 7}}\n{"k": "q", "q": {"nope": 1}}\n{"k": "e"')
+        redis_server.start()
+        async with replica(redis_server.url, spool_dir) as b:
+            assert b.spool.records == 2
+            assert [d.action for d in b.spool.damage] == ["torn last line cut off"]
+            async with replaying(b):
+                await until(lambda: b.spool.records == 0)
+            for event in kept:
+                assert await b.redis.get(event.event_id) is not None
+
+    asyncio.run(main())
