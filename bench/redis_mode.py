@@ -40,16 +40,11 @@ from typing import Any
 
 import grpc
 import redis
-from _common import (
-    DEFAULT_CONFIG,
-    POLICY,
-    TableData,
-    make_requests,
-    percentile,
-    process_cpu_seconds,
-    render,
-)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from lib.load import percentile
+from lib.processes import process_cpu_seconds
+from lib.tables import TableData, render
+from lib.traffic import DEFAULT_CONFIG, POLICY, make_requests
 
 from nextbest_client.v1 import decision_pb2 as pb
 from nextbest_client.v1 import decision_pb2_grpc as rpc

@@ -36,32 +36,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _common import (
+from lib.host import host_info, load_average
+from lib.load import (
     CALL_TIMEOUT,
-    DEFAULT_CONFIG,
-    INTENTS,
-    POLICY,
     Call,
     Phase,
-    ServeOptions,
-    ServerPool,
-    ServerProcess,
-    TableData,
     Timing,
     batch_call,
-    connect,
     decide_call,
     drive,
-    host_info,
-    load_average,
-    make_batches,
-    make_requests,
     percentile,
-    render,
-    render_markdown,
+    reward_call,
     run_phase,
     summarize,
 )
+from lib.processes import ServerPool, ServerProcess, connect
+from lib.serve import ServeOptions
+from lib.tables import TableData, render, render_markdown
+from lib.traffic import DEFAULT_CONFIG, INTENTS, POLICY, make_batches, make_requests
 
 from nextbest_client.v1 import decision_pb2 as pb
 
@@ -237,19 +229,6 @@ async def predecide(
             resp: pb.DecideBatchResponse = await stub.DecideBatch(batch, timeout=CALL_TIMEOUT)
             ids += [r.decision.event_id for r in resp.results if r.WhichOneof("result")]
     return ids[:n]
-
-
-def reward_call(stub: Any, rewards: Sequence[pb.RewardRequest]) -> Call:
-    async def call(i: int) -> int:
-        resp: pb.RewardResponse = await stub.Reward(rewards[i], timeout=CALL_TIMEOUT)
-        if resp.status != pb.REWARD_STATUS_ACCEPTED:
-            raise ValueError(f"reward status {resp.status}, not ACCEPTED")
-        return 1
-
-    return call
-
-
-# -- in process -------------------------------------------------------------------------------
 
 
 def in_process(root: Path, n: int) -> dict[str, float]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from nextbest import tasks
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
-from nextbest.observability.redis_mode import RedisTelemetry
+from nextbest.observability.redis_mode import RedisTelemetry, SpoolTelemetry
 from nextbest.policy.config import Config
 from nextbest.policy.control import SYNC_CALLER, AuditRecord, Control, Told
 from nextbest.policy.engine import Engine
@@ -79,7 +79,7 @@ class RedisMode:
         except Exception as exc:
             raise OSError(f"--redis {shown(self.url)}: cannot reach Redis: {exc}") from None
         self.store = RedisEventStore(self.client, self._policies)
-        self.telemetry = RedisTelemetry(metrics, spools=self.serves)
+        self.telemetry = RedisTelemetry(metrics)
         if not self.serves:
             return self.store
         worker = self.settings.worker
@@ -90,7 +90,7 @@ class RedisMode:
         self.spool = SpoolingStore(
             self.store,
             directory,
-            self.telemetry,
+            SpoolTelemetry(metrics, self.telemetry),
             max_bytes=self.settings.spool_max_bytes,
             fsync=durability.fsync,
             fsync_interval=durability.fsync_interval,

@@ -1,31 +1,54 @@
 """Metrics of Redis mode: whether this process reaches Redis, how far the learner is
 behind, and a serving replica's spool (what it holds while Redis is unreachable, and what
 became of it). Registered only in Redis mode, so that embedded mode exports no Redis gauge
-stuck at 0."""
+stuck at 0, and the spool's only where there is one (the serving roles)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import Counter, Gauge
 
 from nextbest.observability.metrics import Metrics
 from nextbest.policy.errors import DecisionError
 
 
 class RedisTelemetry:
-    """The :class:`~nextbest.store.redis.spool.SpoolWatcher` of a server, and the learner's
-    lag. Label values are fixed sets: kind (decision, reward), reason (an error class
-    name), policy (from the config)."""
+    """Every Redis-mode process: Redis reachable, the learner's lag (label values: the
+    config's policies)."""
 
-    def __init__(self, metrics: Metrics, spools: bool = True) -> None:
-        """`spools`: whether this process has a spool (a serving role) to export."""
-        self.metrics = metrics
-        r = metrics.registry if spools else CollectorRegistry()  # unexported when not
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
         self.reachable = Gauge(
             "nextbest_redis_reachable",
             "1 while this process reaches Redis (0: a serving replica spools)",
-            registry=metrics.registry,
+            registry=r,
             multiprocess_mode="livemin",
         )
+        self.learner_lag = Gauge(
+            "nextbest_learner_lag_events",
+            "Joined events on the policy's stream in Redis that the learner has not read yet",
+            ["policy"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.reachable.set(1)
+
+    def lags(self, lags: dict[str, int]) -> None:
+        for policy, lag in lags.items():
+            self.learner_lag.labels(policy).set(lag)
+
+    def redis_reachable(self, reachable: bool) -> None:
+        self.reachable.set(1 if reachable else 0)
+
+
+class SpoolTelemetry:
+    """The :class:`~nextbest.store.redis.spool.SpoolWatcher` of a serving process (it
+    also says whether Redis is reachable, as its calls go). Label values are fixed sets:
+    kind (decision, reward), reason (an error class name)."""
+
+    def __init__(self, metrics: Metrics, redis: RedisTelemetry) -> None:
+        self.metrics = metrics
+        self.redis = redis
+        r = metrics.registry
         self.records = Gauge(
             "nextbest_spool_records",
             "Decisions and queued rewards this replica holds for Redis (its spool)",
@@ -63,14 +86,6 @@ class RedisTelemetry:
             ["kind", "reason"],
             registry=r,
         )
-        self.learner_lag = Gauge(
-            "nextbest_learner_lag_events",
-            "Joined events on the policy's stream in Redis that the learner has not read yet",
-            ["policy"],
-            registry=metrics.registry,
-            multiprocess_mode="livemax",
-        )
-        self.reachable.set(1)
         for kind in ("decision", "reward"):  # at 0 from the start: increase() sees the first
             self.spooled_total.labels(kind)
             self.replayed_total.labels(kind)
@@ -85,14 +100,7 @@ class RedisTelemetry:
         self.metrics.child(self.dropped_total, kind, type(reason).__name__).inc()
 
     def state(self, reachable: bool, records: int, size: int, full: bool) -> None:
-        self.reachable.set(1 if reachable else 0)
+        self.redis.redis_reachable(reachable)
         self.records.set(records)
         self.size.set(size)
         self.full.set(1 if full else 0)
-
-    def lags(self, lags: dict[str, int]) -> None:
-        for policy, lag in lags.items():
-            self.learner_lag.labels(policy).set(lag)
-
-    def redis_reachable(self, reachable: bool) -> None:
-        self.reachable.set(1 if reachable else 0)

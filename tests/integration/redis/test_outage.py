@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import orjson
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -17,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nextbest_proto.v1 import decision_pb2 as pb
 from tests.conftest import support_policy
 from tests.integration.conftest import wait_for
+from tests.integration.redis.test_learner import logged_ids
 from tests.integration.redis.test_replicas import Replica
 from tests.redis_server import RedisServer
 
@@ -61,16 +61,6 @@ def serving(replica: Replica) -> bool:
     stub = health_pb2_grpc.HealthStub(replica.channel)
     answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-def learned_ids(data_dir: Path) -> list[str]:
-    """Event ids in a learner's DSJSON decision log, one per joined event."""
-    ids = []
-    for path in sorted((data_dir / "policies" / POLICY / "decisions").glob("*.dsjson")):
-        for line in path.read_bytes().splitlines():
-            if line.strip():
-                ids.append(orjson.loads(line)["EventId"])
-    return ids
 
 
 class Load:
@@ -138,10 +128,10 @@ def test_a_redis_outage_under_load_loses_nothing_and_counts_nothing_twice(
     # Every acknowledged decision is joined and learned once (unrewarded ones when their
     # window ends), and every reward counted once, as received.
     def all_learned() -> bool:
-        return len(set(learned_ids(learner_dir(tmp_path)))) >= len(acknowledged)
+        return len(set(logged_ids(tmp_path / "learner"))) >= len(acknowledged)
 
     wait_for(all_learned, timeout=60)
-    logged = learned_ids(learner_dir(tmp_path))
+    logged = logged_ids(tmp_path / "learner")
     assert sorted(logged) == sorted(acknowledged)  # nothing lost, nothing twice
     for event_id in before:
         explained = a.stub.Explain(pb.ExplainRequest(event_id=event_id), timeout=10)
@@ -156,10 +146,6 @@ def test_a_redis_outage_under_load_loses_nothing_and_counts_nothing_twice(
     assert learner.process.proc.poll() is None
     assert a.process.proc.poll() is None
     assert b.process.proc.poll() is None
-
-
-def learner_dir(tmp_path: Path) -> Path:
-    return tmp_path / "learner"
 
 
 def test_health_says_not_serving_only_while_the_spool_is_full(

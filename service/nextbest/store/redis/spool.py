@@ -207,7 +207,7 @@ class SpoolingStore:
         if held.closed is not None:
             reward = dataclasses.replace(reward, status=RewardStatus.LATE)
         token = new_token()
-        self._append({"k": "r", "id": event.event_id, "t": token, "r": _reward(reward)})
+        self._append({"k": "r", "id": event.event_id, "t": token, "r": reward})
         held.rewards.append((reward, token))
         held.changes += 1
         self.watcher.spooled("reward")
@@ -368,6 +368,8 @@ class SpoolingStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _append(self, record: dict[str, Any]) -> None:
+        """One record, as JSON (orjson writes dataclasses and enums as the stores read
+        them back: `codec.reward_from_dict`)."""
         line = orjson.dumps(record)
         if self._bytes + len(line) + 1 > self.max_bytes:
             self._set_full(True)
@@ -468,13 +470,3 @@ class SpoolingStore:
         """Close the files and unlock the directory (what is spooled stays for the next run)."""
         self._file.close()
         self._lock.release()
-
-
-def _reward(reward: ReceivedReward) -> dict[str, Any]:
-    return {
-        "reward_id": reward.reward_id,
-        "value": reward.value,
-        "signals": reward.signals,
-        "status": reward.status.value,
-        "received_at": reward.received_at,
-    }
