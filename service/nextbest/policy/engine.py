@@ -16,7 +16,7 @@ import orjson
 from nextbest.policy import exploration, rewards
 from nextbest.policy.config import Config, PolicyConfig
 from nextbest.policy.errors import (
-    AlreadyExists,
+    DecisionError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -38,7 +38,7 @@ from nextbest.policy.features import (
     interaction_features,
     shared_line,
 )
-from nextbest.policy.joins import Joins, settles_at_once
+from nextbest.policy.joins import Joins, settled_by, settles_at_once
 from nextbest.policy.model import Model
 from nextbest.policy.overrides import Overrides, apply
 from nextbest.policy.ports import EventStore, Listener
@@ -50,6 +50,7 @@ from nextbest.policy.requests import (
     check_event_id,
     check_reward,
 )
+from nextbest.policy.reuse import retried, used_before
 from nextbest.policy.safety import Masked, SafetyRules
 from nextbest.policy.vw_args import interactions
 
@@ -259,29 +260,26 @@ class Engine:
     # -- Decide ----------------------------------------------------------------------------
 
     async def decide(self, req: DecideInput) -> Event:
-        """Validate, mask, score, explore, sample; keep the event pending for its join."""
+        """Validate, mask, score, explore, sample; keep the event pending for its join.
+
+        A caller's event_id is checked by the store as it keeps the event, in one step (one
+        round trip in Redis mode): a retry gets the decision kept under it (not a second
+        event), any other request with a used id is refused (AlreadyExists)."""
         check_decide(req, self.limits)
         digest = fingerprint(req)
-        if req.event_id:
-            try:
-                existing = await self._kept(req.event_id)
-            except Unavailable:
-                # A store cut off from its server (Redis mode) cannot tell: the decision
-                # goes on and a store that spools checks the id when it hands it over.
-                existing = None
-            if existing is not None:
-                if existing.policy != req.policy:
-                    raise AlreadyExists(
-                        f"event {req.event_id!r} belongs to policy {existing.policy!r}",
-                        "event_id",
-                    )
-                if existing.fingerprint and existing.fingerprint != digest:
-                    raise AlreadyExists(
-                        f"event {req.event_id!r} was decided for another request; a retry "
-                        "must repeat the request exactly, a new decision needs a new id",
-                        "event_id",
-                    )
-                return existing  # a retried call: the same decision, not a second event
+        try:
+            event = self._decision(req, digest)
+        except DecisionError:
+            kept = await self._kept(req, digest)
+            if kept is None:
+                raise
+            return kept
+        kept = await self.store.add(event)
+        if kept is event:
+            self.listener.decided(event)
+        return kept
+
+    def _decision(self, req: DecideInput, digest: str) -> Event:
         rt = self.policy(req.policy)
         candidates, masked = self._candidates(rt, req)
         masked_by_rules = rt.rules.mask(req.intent, req.context, candidates)
@@ -293,25 +291,25 @@ class Engine:
             eligible = [self._fallback(rt, req, masked)]
             fallback = True
         self._check_cost(rt, req, eligible)
-        event = self._choose(rt, req, eligible, masked, fallback, digest)
-        await self.store.add(event)
-        self.listener.decided(event)
-        return event
+        return self._choose(rt, req, eligible, masked, fallback, digest)
 
-    async def _kept(self, event_id: str) -> Event | None:
-        """The event kept under a caller's id; AlreadyExists if the id was used and the
-        event is no longer kept."""
-        existing = await self.store.get(event_id)
-        if existing is None and await self.store.used(event_id):
-            # used: maybe by this very request, raced in by another replica meanwhile
-            existing = await self.store.get(event_id)
-            if existing is None:
-                raise AlreadyExists(
-                    f"event {event_id!r} was used before (no longer kept); "
-                    "a new decision needs a new id",
-                    "event_id",
-                )
-        return existing
+    async def _kept(self, req: DecideInput, digest: str) -> Event | None:
+        """The decision kept under the request's event_id, for a request that can no
+        longer be decided (its policy removed, the config changed since): a retry still
+        gets it, and a used id is refused as `store.add` would (AlreadyExists). None
+        when the id is free, or the store cannot tell."""
+        if not req.event_id:
+            return None
+        try:
+            held = await self.store.get(req.event_id)
+            if held is None and await self.store.used(req.event_id):
+                # used: maybe by this very request, raced in by another replica meanwhile
+                held = await self.store.get(req.event_id)
+                if held is None:
+                    raise used_before(req.event_id)
+        except Unavailable:
+            return None
+        return None if held is None else retried(held, req.policy, digest)
 
     def _check_cost(
         self, rt: PolicyRuntime, req: DecideInput, eligible: list[EligibleAction]
@@ -487,7 +485,7 @@ class Engine:
         still unreachable then raises, rather than queueing it a second time)."""
         check_reward(req, self.limits)
         try:
-            event = await self._event(req.event_id)
+            event = await self._recent(req.event_id)
         except Unavailable:
             if received_at is not None:
                 raise
@@ -516,15 +514,40 @@ class Engine:
         pending = event.join_status is JoinStatus.PENDING and now <= event.deadline
         status = RewardStatus.ACCEPTED if pending else RewardStatus.LATE
         received = ReceivedReward(req.reward_id, value, dict(req.signals), status, now)
-        event, kept = await self.store.add_reward(event, received)
+        settle_as = self._settle_as(rt, event, received)
+        event, kept = await self.store.add_reward(event, received, settle_as=settle_as)
         if kept is None:  # another process kept one with this reward_id first
             first = next(r for r in event.rewards if r.reward_id == req.reward_id)
             return RewardOutcome(RewardStatus.DUPLICATE, first.value)
         status = kept.status  # LATE if the join closed meanwhile
         self.listener.rewarded(event, status, value)
-        if status is RewardStatus.ACCEPTED and settles_at_once(rt, event):
-            await self.joins.settle(event)
+        if status is RewardStatus.ACCEPTED:
+            if settle_as is not None and event.join_status is not JoinStatus.PENDING:
+                self.listener.joined(event)  # the store settled it with the reward
+            elif settles_at_once(rt, event):
+                await self.joins.settle(event)
         return RewardOutcome(status, value)
+
+    async def _recent(self, event_id: str) -> Event:
+        """The event as the store last knew it here (`EventStore.recent`): the checks made
+        on it are either made again by the store's change (duplicate, full, late) or on
+        what cannot change since the decision (policy, deadline, defer_activation)."""
+        event = await self.store.recent(event_id)
+        if event is None:
+            raise NotFound(
+                f"unknown event {event_id!r} (never decided, or past retention)", "event_id"
+            )
+        return event
+
+    def _settle_as(self, rt: PolicyRuntime, event: Event, received: ReceivedReward) -> Event | None:
+        """The event as `received` settles it, for the store to settle in the same step
+        (`EventStore.add_reward`): an `earliest` join that, as read, holds no reward yet
+        and is not waiting for its activation. Only where another process learns: an
+        engine that learns parses the example before the settled event is kept and
+        learns it after (`Joins._settle`), which a store's step cannot do."""
+        if self.learns or received.status is not RewardStatus.ACCEPTED or event.rewards:
+            return None
+        return settled_by(rt, event, received) if settles_at_once(rt, event) else None
 
     async def activate(self, event_id: str) -> ActivationStatus:
         """Mark a deferred event as acted on, so that its join is learned."""

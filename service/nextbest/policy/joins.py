@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from nextbest.policy import rewards
-from nextbest.policy.events import Event, JoinStatus
+from nextbest.policy.events import Event, JoinStatus, ReceivedReward
 from nextbest.policy.ports import EventStore, Listener
 
 if TYPE_CHECKING:
@@ -30,6 +30,31 @@ def settles_at_once(rt: PolicyRuntime, event: Event) -> bool:
     return rt.config.reward.aggregation == "earliest" and (
         not event.defer_activation or event.activated
     )
+
+
+def settled(rt: PolicyRuntime | None, event: Event) -> Event:
+    """The event as its join settles, learning aside: its rewards aggregated into the
+    joined reward, LEARNED when its mode learns and it was acted on (the mode recorded at
+    decision: exploration paid for in `online` is learned after a switch to `frozen`, and
+    an exploit-only decision is never learned as if it had explored), else SKIPPED; SKIPPED
+    without a joined reward when its policy is gone (`rt` None: removed by a reload)."""
+    if rt is None:
+        return dataclasses.replace(event, join_status=JoinStatus.SKIPPED)
+    spec = rt.config.reward
+    values = event.accepted_values()
+    joined = rewards.clip(spec, rewards.aggregate(spec.aggregation, values)) if values else None
+    learn = event.mode in LEARNING_MODES and (not event.defer_activation or event.activated)
+    return dataclasses.replace(
+        event,
+        join_status=JoinStatus.LEARNED if learn else JoinStatus.SKIPPED,
+        joined_reward=spec.default if joined is None else joined,
+    )
+
+
+def settled_by(rt: PolicyRuntime, event: Event, reward: ReceivedReward) -> Event:
+    """The event as `settled` with `reward` appended: what a store may settle in the same
+    step as it keeps the reward (see `EventStore.add_reward`)."""
+    return settled(rt, dataclasses.replace(event, rewards=[*event.rewards, reward]))
 
 
 class Joins:
@@ -78,37 +103,25 @@ class Joins:
             self._failures.pop(event.event_id, None)
 
     async def _settle(self, event: Event) -> None:
-        """Aggregate, keep (log) the settled event, then learn it. The example is parsed
-        before anything is logged, so the log never says "learned" of an event VW refused;
-        logging comes before learning, so a crash in between is repaired by replaying the
-        log, never by learning an event twice. Whether to learn is the mode recorded at
-        decision: exploration paid for in `online` is learned after a switch to `frozen`,
-        and an exploit-only decision is never learned as if it had explored."""
+        """Settle (`settled`), keep (log) the settled event, then learn it. The example is
+        parsed before anything is logged, so the log never says "learned" of an event VW
+        refused; logging comes before learning, so a crash in between is repaired by
+        replaying the log, never by learning an event twice."""
         rt = self.policies().get(event.policy)
+        done = settled(rt, event)
         example = None
-        if rt is None:  # the policy was removed by a reload: nothing left to learn into
-            settled = dataclasses.replace(event, join_status=JoinStatus.SKIPPED)
-        else:
-            spec = rt.config.reward
-            values = event.accepted_values()
-            joined = (
-                rewards.clip(spec, rewards.aggregate(spec.aggregation, values))
-                if values
-                else spec.default
-            )
-            learn = event.mode in LEARNING_MODES and (not event.defer_activation or event.activated)
-            if learn and self.learns:  # else the learner parses it (Redis mode), not the Reward
-                try:
-                    example = rt.model.example(
-                        event.vw_lines(), event.chosen, -joined, event.probability
-                    )
-                except Exception as exc:  # no retry makes VW take it: log it as not learned
-                    self.listener.join_failed(event, f"VW refused the example: {exc}")
-                    learn = False
-            status = JoinStatus.LEARNED if learn else JoinStatus.SKIPPED
-            settled = dataclasses.replace(event, join_status=status, joined_reward=joined)
+        # Where another process learns (Redis mode), it parses the example, not the Reward.
+        learns = done.join_status is JoinStatus.LEARNED and self.learns
+        if rt is not None and done.joined_reward is not None and learns:
+            try:
+                example = rt.model.example(
+                    event.vw_lines(), event.chosen, -done.joined_reward, event.probability
+                )
+            except Exception as exc:  # no retry makes VW take it: log it as not learned
+                self.listener.join_failed(event, f"VW refused the example: {exc}")
+                done = dataclasses.replace(done, join_status=JoinStatus.SKIPPED)
         try:
-            first = await self.store.settle(settled)
+            first = await self.store.settle(done)
         except Exception:
             if example is not None and rt is not None:
                 rt.model.discard(example)
@@ -119,4 +132,4 @@ class Joins:
             else:
                 rt.model.discard(example)
         if first:
-            self.listener.joined(settled)
+            self.listener.joined(done)

@@ -42,21 +42,40 @@ class EventStore(Protocol):
     async def get(self, event_id: str) -> Event | None:
         """A copy of the event: change it only through the methods below."""
 
+    async def recent(self, event_id: str) -> Event | None:
+        """The event as this process last knew it (what a Reward reads before its change).
+        A store shared by several processes may answer from a local copy that misses
+        changes made elsewhere (rewards, activation, close); every change method re-checks
+        against the stored state, so a copy only costs a round trip when it is stale. Other
+        stores answer as `get`."""
+
     async def used(self, event_id: str) -> bool:
         """Whether any event ever had this id, also one no longer kept (past retention):
-        an event id is never given to a second event."""
+        an event id is never given to a second event (`add` checks it itself)."""
 
-    async def add(self, event: Event) -> None:
-        """Keep a new pending event."""
+    async def add(self, event: Event) -> Event:
+        """Keep a new pending event, checking its id in the same step: the event as kept,
+        `event` itself when it is new; when its id holds an event decided for the same
+        request (same policy and fingerprint: a retry, perhaps raced in by another
+        process), that event, and nothing is kept. AlreadyExists, naming the field, when
+        the id holds another request's event or was used by one no longer kept."""
 
     async def add_reward(
-        self, event: Event, reward: ReceivedReward
+        self, event: Event, reward: ReceivedReward, *, settle_as: Event | None = None
     ) -> tuple[Event, ReceivedReward | None]:
         """Append a received reward (accepted or late) to the event: the event as it now
         is, and the reward as kept. A store shared by several processes applies it as one
         step against the event as stored, not as handed: the reward is kept as LATE if the
         join closed meanwhile, and not at all (None) if a reward with the same non-empty
-        reward_id came first (a duplicate: the event holds that one)."""
+        reward_id came first (a duplicate: the event holds that one).
+
+        `settle_as`: the event as settled with this reward its only one (an `earliest`
+        join, where another process learns). A store that can settles it in the same step
+        when the stored event has no reward yet and the same activation flag, and this
+        reward is accepted: then the event returned is settled (as `settle` would keep
+        it), and an accepted reward returned with a settled event means this call settled
+        it. A store that cannot, or when it does not hold, ignores it: the event returned
+        is pending and the caller settles the usual way."""
 
     async def queue_reward(self, req: RewardInput, received_at: float) -> None:
         """Keep a reward whose event cannot be read now (`get` raised Unavailable: the

@@ -26,6 +26,7 @@ import orjson
 from nextbest.policy.errors import ResourceExhausted, Unavailable
 from nextbest.policy.events import Event, JoinStatus, ReceivedReward
 from nextbest.policy.requests import RewardInput
+from nextbest.policy.reuse import retried, used_before
 from nextbest.store import codec
 from nextbest.store.ids import IdIndex
 
@@ -61,16 +62,26 @@ class MemoryStore:
     async def get(self, event_id: str) -> Event | None:
         return self.find(event_id)
 
+    async def recent(self, event_id: str) -> Event | None:
+        return self.find(event_id)  # one process: what it knows is what is stored
+
     async def used(self, event_id: str) -> bool:
         return event_id in self.ids
 
-    async def add(self, event: Event) -> None:
+    async def add(self, event: Event) -> Event:
+        held = self.find(event.event_id)
+        if held is not None:
+            return retried(held, event.policy, event.fingerprint)
+        if event.event_id in self.ids:
+            raise used_before(event.event_id)
         self.add_now(event)
+        return event
 
     async def add_reward(
-        self, event: Event, reward: ReceivedReward
+        self, event: Event, reward: ReceivedReward, *, settle_as: Event | None = None
     ) -> tuple[Event, ReceivedReward | None]:
-        # One process, one loop: the engine's reading is the store's state.
+        # One process, one loop: the engine's reading is the store's state. `settle_as` is
+        # not taken: the engine settles (and learns) through `settle`, as ever.
         return self.add_reward_now(event, reward), reward
 
     async def queue_reward(self, req: RewardInput, received_at: float) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from nextbest.store.durable import Durability
 from nextbest.store.memory import MemoryStore
 from nextbest.store.redis import keys
 from nextbest.store.redis.connection import Client, connect
-from nextbest.store.redis.learner import Learner
+from nextbest.store.redis.learner import CHUNK, Learner
 from nextbest.store.redis.models import ModelFollower
 from nextbest.store.redis.store import example_text
 from tests.conftest import EXAMPLE
@@ -322,6 +323,74 @@ def test_a_learner_killed_mid_stream_is_taken_over_and_nothing_is_lost_or_learne
     asyncio.run(after(time.monotonic()))
 
 
+def test_a_write_refused_mid_batch_leaves_that_chunk_and_the_rest_unlearned_and_unacked(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A batch is logged and learned a chunk (`CHUNK` entries) at a time. When the data dir
+    refuses a chunk's lines (here: a file size limit, as a full disk would), the chunks
+    before it stay logged and learned, and the next checkpoint acks exactly them; that
+    chunk and the rest of the batch are neither logged, learned nor acked, so a learner
+    that can write learns each of them, once."""
+    data_dir = tmp_path / "learner"
+    events = closed_events(3 * CHUNK)
+    # Files may grow by a chunk and a half of lines: the first chunk fits, the second not.
+    limit = sum(len(dsjson.line(e, codec.encode(e))) + 1 for e in events[: CHUNK + CHUNK // 2])
+
+    def small_disk() -> None:  # files of the child may not grow past `limit`
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    async def before() -> None:
+        client = await connect(redis_server.url)
+        await put(client, events)  # before the learner starts: all of them in its first batch
+        await client.aclose()
+
+    async def stuck() -> None:
+        client = await connect(redis_server.url)
+        first = [e.event_id for e in events[:CHUNK]]
+        await wait_for(lambda: logged_ids(data_dir) == first, "the first chunk logged")
+        await wait_for(lambda: published_version(client, str(CHUNK)), "its model published")
+        stream = keys.joined(POLICY)
+        await wait_for(lambda: length_is(client, stream, 2 * CHUNK), "the first chunk acked")
+        entries: Any = await client.xrange(stream)
+        left = [fields[b"id"].decode() for _, fields in entries]
+        assert left == [e.event_id for e in events[CHUNK:]]
+        assert logged_ids(data_dir) == first  # the write refused left no line behind
+        await client.aclose()
+
+    async def after() -> None:
+        client = await connect(redis_server.url)
+        b = learner(client, data_dir, consumer="second")
+        learning = asyncio.create_task(b.run())
+        try:
+            await wait_for(lambda: b.learned(POLICY) == len(events), "every event learned")
+            await wait_for(lambda: none_pending(client), "every entry acked")
+            assert Counter(logged_ids(data_dir)) == Counter(e.event_id for e in events)
+        finally:
+            await stopped(learning)
+            await b.stop()
+        assert b.learned(POLICY) == len(events)
+        await client.aclose()
+
+    asyncio.run(before())
+    with (tmp_path / "child.log").open("wb") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, redis_server.url, str(data_dir), str(EXAMPLE)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=small_disk,
+        )
+    try:
+        asyncio.run(stuck())
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    asyncio.run(after())
+
+
+async def length_is(client: Client, stream: str, n: int) -> bool:
+    return await client.xlen(stream) == n
+
+
 def test_a_standby_with_an_empty_data_dir_continues_from_the_published_model(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -502,3 +571,53 @@ def test_entries_with_the_replicas_line_are_logged_and_learned_as_the_event_alon
 
     assert lines(tmp_path / "fast") == lines(tmp_path / "slow")
     assert len(lines(tmp_path / "fast")) == len(events)
+
+
+def test_an_entrys_fields_are_read_by_name_in_any_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The learner reads the fields of an entry put as replicas put them (e, id, d, x)
+    without making a dict of them; in another order, or with a field more, it reads them
+    by name: the same lines are logged and the same model learned."""
+    events = closed_events(40)
+    for i in range(0, 40, 9):
+        events[i] = dataclasses.replace(events[i], join_status=JoinStatus.SKIPPED)
+
+    async def learned(url: str, data_dir: Path, reordered: bool) -> list[float]:
+        client = await connect(url)
+        for event in events:
+            encoded = codec.encode(event)
+            fields: dict[str, bytes | str] = {
+                "e": encoded,
+                "id": event.event_id,
+                "d": dsjson.line(event, encoded),
+                "x": example_text(event),
+            }
+            if reordered:  # read by place, the encoded event would be logged as the line
+                fields = {"d": fields["d"], "id": fields["id"], "e": encoded, "x": fields["x"]}
+                if event.event_id.endswith(("3", "6")):
+                    fields["v"] = "2"  # a field this learner does not know
+            await client.xadd(keys.joined(POLICY), fields)  # type: ignore[arg-type]
+        a = learner(client, data_dir)
+        task = asyncio.create_task(a.run())
+        try:
+            await wait_for(lambda: len(logged_ids(data_dir)) == len(events), "all logged")
+            return a.model(POLICY).costs(LINES)
+        finally:
+            await stopped(task)
+            await a.stop()
+            await client.aclose()
+
+    other_db = redis_server.url.rsplit("/", 1)[0] + "/1"
+    usual = asyncio.run(learned(redis_server.url, tmp_path / "usual", False))
+    reordered = asyncio.run(learned(other_db, tmp_path / "reordered", True))
+    assert usual == reordered
+
+    def lines(data_dir: Path) -> list[bytes]:
+        found = sorted((data_dir / "policies" / POLICY / "decisions").glob("*.dsjson"))
+        return [line for path in found for line in path.read_bytes().splitlines()]
+
+    assert lines(tmp_path / "usual") == lines(tmp_path / "reordered")
+    assert [orjson.loads(line)["EventId"] for line in lines(tmp_path / "usual")] == [
+        e.event_id for e in events
+    ]

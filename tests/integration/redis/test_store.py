@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from nextbest.policy.config import Config
 from nextbest.policy.engine import Engine, RewardOutcome
@@ -25,12 +26,13 @@ from nextbest.policy.events import (
     ReceivedReward,
     RewardStatus,
 )
+from nextbest.policy.joins import settled_by
 from nextbest.policy.ports import NullListener
 from nextbest.policy.requests import DecideInput, RewardInput
-from nextbest.store import codec
+from nextbest.store import codec, dsjson
 from nextbest.store.redis import keys, scripts
 from nextbest.store.redis.connection import Client, connect
-from nextbest.store.redis.store import RedisEventStore
+from nextbest.store.redis.store import RedisEventStore, example_text
 from tests.conftest import make_config, support_policy
 from tests.redis_server import RedisCluster, RedisServer
 
@@ -569,9 +571,10 @@ def test_add_and_add_reward_take_one_round_trip_each(redis_server: RedisServer) 
             assert sent_since(mark) == 1
             after = stats()
             ran = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k)}
-            sent = {k: ran.get(k, 0) for k in ("multi", "zadd", "evalsha", "exec", "info")}
-            assert sent == {"multi": 1, "zadd": 1, "evalsha": 1, "exec": 1, "info": 1}
-            assert set(ran) - set(sent) == {"hmget", "hset", "pexpire"}  # the script's
+            sent = {k: ran.get(k, 0) for k in ("multi", "exec", "evalsha", "info")}
+            assert sent == {"multi": 0, "exec": 0, "evalsha": 1, "info": 1}  # one script …
+            script = {"hmget", "exists", "hset", "pexpire", "zadd"}  # … does it all
+            assert set(ran) - set(sent) == script
 
             mark = len(writes)
             await store.add_reward(
@@ -580,11 +583,18 @@ def test_add_and_add_reward_take_one_round_trip_each(redis_server: RedisServer) 
             assert sent_since(mark) == 1
 
             mark = len(writes)
-            await reward(engine, event.event_id, 1.0, "r2")  # get, then add_reward
-            assert sent_since(mark) == 2
+            await reward(engine, event.event_id, 1.0, "r2")  # decided here: add_reward alone
+            assert sent_since(mark) == 1
             mark = len(writes)
-            await decide(engine, event_id="fresh")  # get, used, then add
-            assert sent_since(mark) == 3
+            fresh = await decide(engine, event_id="fresh")  # add alone: it checks the id
+            assert sent_since(mark) == 1
+            mark = len(writes)
+            assert await decide(engine, event_id="fresh") == fresh  # a retry: the same
+            assert sent_since(mark) == 1
+            mark = len(writes)
+            with pytest.raises(AlreadyExists, match="another request"):
+                await decide(engine, event_id="fresh", context={"amount": 1.0})
+            assert sent_since(mark) == 1
             mark = len(writes)
             read = await store.get("fresh")
             assert read is not None
@@ -631,3 +641,345 @@ def test_the_learner_lag_counts_joined_events_not_read_yet(redis_server: RedisSe
             await client.aclose()
 
     asyncio.run(main())
+
+
+# -- a Decide's id, checked as the event is kept ---------------------------------------------------
+
+
+def two_policies() -> Config:
+    return make_config(p=support_policy(reward=EARLIEST), q=support_policy(reward=EARLIEST))
+
+
+async def close_and_forget(a: Replica, event_id: str) -> None:
+    """Close the event's join (earliest: its first reward) and wait until only its
+    tombstone is left (the replicas' `retain` is short)."""
+    await reward(a.engine, event_id, 1.0)
+
+    async def forgotten() -> bool:
+        return not await a.client.exists(keys.event(event_id))
+
+    await wait_for(forgotten)
+    assert await a.client.exists(keys.tombstone(event_id))
+
+
+def test_a_refused_decide_writes_no_due_entry_and_a_retry_gets_the_event_as_kept(
+    redis_server: RedisServer,
+) -> None:
+    """The store refuses an id another policy's event holds, or held, without writing a
+    due entry: one would close the holder's join at the refused request's deadline."""
+
+    async def body() -> None:
+        clock = Clock()
+        async with replicas(redis_server.url, two_policies(), clock, retain=0.2) as (a, b):
+            first = await decide(a.engine, event_id="e1", defer_activation=True)
+            assert await b.engine.activate("e1") is ActivationStatus.ACTIVATED
+            again = await decide(b.engine, event_id="e1", defer_activation=True)
+            assert (again.action_id, again.decided_at) == (first.action_id, first.decided_at)
+            assert again.activated  # the event as kept, as Explain reads it
+            with pytest.raises(AlreadyExists, match="belongs to policy 'p'") as info:
+                await decide(b.engine, policy="q", event_id="e1")
+            assert info.value.field == "event_id"
+            other = dataclasses.replace(first, policy="q")
+            with pytest.raises(AlreadyExists, match="belongs to policy 'p'"):
+                await b.store.add(other)  # as a race would, past any check the engine made
+            assert await a.client.zcard(keys.due("q")) == 0
+            await close_and_forget(a, "e1")
+            for policy in ("p", "q"):
+                with pytest.raises(AlreadyExists, match="used before") as info:
+                    await decide(b.engine, policy=policy, event_id="e1", defer_activation=True)
+                assert info.value.field == "event_id"
+            with pytest.raises(AlreadyExists, match="used before"):
+                await b.store.add(other)
+            assert await a.client.zcard(keys.due("q")) == 0
+            assert await a.client.zcard(keys.due(POLICY)) == 0  # streamed: not brought back
+            assert not await a.client.exists(keys.event("e1"))
+
+    asyncio.run(body())
+
+
+def test_a_decide_checks_its_id_on_a_cluster_and_survives_forgotten_scripts(
+    redis_cluster: RedisCluster,
+) -> None:
+    """On a Cluster the tombstone is checked by the ADD script when it shares the event's
+    slot, else apart ('}' first: both keys hash whole); either way an id is not reused."""
+    wait_until_every_node_is_ok(redis_cluster)
+    split = "}split"
+    assert key_slot(keys.event(split).encode()) != key_slot(keys.tombstone(split).encode())
+
+    async def body() -> None:
+        clock = Clock()
+        async with replicas(redis_cluster.url, two_policies(), clock, retain=0.2) as (a, b):
+            for event_id in ("e1", split):
+                first = await decide(a.engine, event_id=event_id)
+                again = await decide(b.engine, event_id=event_id)
+                assert (again.action_id, again.decided_at) == (first.action_id, first.decided_at)
+                with pytest.raises(AlreadyExists, match="another request"):
+                    await decide(b.engine, event_id=event_id, context={"amount": 1.0})
+                with pytest.raises(AlreadyExists, match="belongs to policy 'p'"):
+                    await b.store.add(dataclasses.replace(first, policy="q"))
+                await close_and_forget(a, event_id)
+                with pytest.raises(AlreadyExists, match="used before"):
+                    await decide(b.engine, event_id=event_id)
+                with pytest.raises(AlreadyExists, match="used before"):
+                    await b.store.add(dataclasses.replace(first, policy="q"))
+            assert await a.client.zcard(keys.due("q")) == 0
+            assert await a.client.zcard(keys.due(POLICY)) == 0
+            for node in redis_cluster.nodes:  # what a restart does to every node's scripts
+                node.cli("SCRIPT", "FLUSH")
+            fresh = await decide(b.engine, event_id="e2")
+            again = await decide(a.engine, event_id="e2")
+            assert (again.action_id, again.decided_at) == (fresh.action_id, fresh.decided_at)
+            assert await a.client.zcard(keys.due(POLICY)) == 1
+
+    asyncio.run(body())
+
+
+# -- a Reward without a read, an `earliest` join settled with it (issue 9) ----------------------
+
+
+async def settled_state(client: Client, event_id: str) -> dict[str, Any]:
+    """What Redis holds once an event is settled: its hash (tokens apart: random per call),
+    its tombstone, its stream entry's fields, and whether its due entry is left."""
+    held: Any = await client.hgetall(keys.event(event_id))
+    return {
+        "hash": {k: v for k, v in held.items() if not k.startswith((b"rid:", b"tok:"))},
+        "tombstone": await client.get(keys.tombstone(event_id)),
+        "stream": [f for f in await stream_entries(client) if f[b"id"] == event_id.encode()],
+        "due": await client.zscore(keys.due(POLICY), event_id),
+    }
+
+
+def test_an_earliest_reward_where_it_was_decided_settles_in_one_round_trip(
+    redis_server: RedisServer,
+) -> None:
+    async def body() -> None:
+        clock = Clock()
+        config = config_with(EARLIEST)
+        client, writes = counting_client(redis_server.url)
+        store = RedisEventStore(client, lambda: config.policies)
+        joins = Joins()
+        engine = Engine(config, store, joins, clock, learns=False)
+        try:
+            await decide(engine, event_id="warm")  # connects, loads the scripts
+            await reward(engine, "warm", 1.0, "w")
+            await decide(engine, event_id="e1")
+            mark = len(writes)
+            outcome = await reward(engine, "e1", 0.5, "r1")
+            assert len(writes) - mark == 1  # no read, and the settle in the same script
+            assert outcome == RewardOutcome(RewardStatus.ACCEPTED, 0.5)
+            assert joins.joined_ids == ["warm", "e1"]
+            new = await settled_state(client, "e1")
+            assert new["hash"][b"s"] == b"streamed"
+            assert new["due"] is None
+            assert 0 < await client.pttl(keys.event("e1")) <= 86400 * 1000  # retained a day
+            [fields] = new["stream"]
+            joined = codec.decode(fields[b"e"])
+            assert (joined.join_status, joined.joined_reward) == (JoinStatus.LEARNED, 0.5)
+            assert fields[b"d"] == dsjson.line(joined, fields[b"e"])
+            assert fields[b"x"] == example_text(joined).encode()
+            assert await a_reward_is_late(engine, "e1")
+
+            # the same event settled the old way (add_reward, then Joins.settle): the same
+            await client.flushall()
+            decided = await decide(engine, event_id="e1")
+            received = ReceivedReward("r1", 0.5, {}, RewardStatus.ACCEPTED, clock.now)
+            now, _ = await store.add_reward(decided, received)
+            await engine.joins.settle(now)
+            assert await settled_state(client, "e1") == new
+        finally:
+            engine.shutdown()
+            await store.close_client()
+
+    asyncio.run(body())
+
+
+async def codes(client: Client, event_id: str) -> list[bytes]:
+    """How each call that kept a reward for the event was answered (its token's code)."""
+    held: Any = await client.hgetall(keys.event(event_id))
+    return sorted(v[16:] for k, v in held.items() if k.startswith((b"rid:", b"tok:")))
+
+
+async def a_reward_is_late(engine: Engine, event_id: str) -> bool:
+    return (await reward(engine, event_id, 1.0)).status is RewardStatus.LATE
+
+
+def test_a_reward_elsewhere_reads_the_event_first_and_still_settles_with_it(
+    redis_server: RedisServer,
+) -> None:
+    """A replica that did not decide the event reads it (2 round trips), then keeps a copy:
+    its next Reward for that event reads nothing. A copy that missed another replica's
+    reward is corrected by the script: a duplicate is a duplicate, a settled join late."""
+
+    async def body() -> None:
+        clock = Clock()
+        clients = [counting_client(redis_server.url) for _ in range(2)]
+        config = make_config(p=support_policy(reward=EARLIEST), s=support_policy(reward=SUM))
+        made = [
+            Engine(
+                config,
+                RedisEventStore(client, lambda: config.policies),
+                NullListener(),
+                clock,
+                learns=False,
+            )
+            for client, _ in clients
+        ]
+        try:
+            a, b = made
+            (a_client, a_writes), (_, b_writes) = clients
+            for engine in made:  # connects, loads the scripts
+                await reward(engine, (await decide(engine)).event_id, 1.0)
+            await a_client.flushall()
+            await decide(a, event_id="e1")
+            await decide(a, event_id="s1", policy="s")
+            mark = len(b_writes)
+            assert (await reward(b, "e1", 0.5, "r1")).status is RewardStatus.ACCEPTED
+            assert len(b_writes) - mark == 2  # the read, then the reward that settles it
+            [joined] = await joined_stream(a_client)
+            assert (joined.event_id, joined.joined_reward) == ("e1", 0.5)
+            # A's copy shows no reward: its reward is sent to settle, the script says late
+            mark = len(a_writes)
+            assert (await reward(a, "e1", -1.0, "r2")).status is RewardStatus.LATE
+            assert len(a_writes) - mark == 1
+            assert await a_client.xlen(keys.joined(POLICY)) == 1
+
+            mark = len(b_writes)
+            assert (await reward(b, "s1", 1.0, "r1")).status is RewardStatus.ACCEPTED
+            assert (await reward(b, "s1", 2.0, "r2")).status is RewardStatus.ACCEPTED
+            assert len(b_writes) - mark == 3  # read once, then the copy
+            mark = len(a_writes)
+            repeated = await reward(a, "s1", 1.0, "r1")  # A's copy never saw r1
+            assert repeated == RewardOutcome(RewardStatus.DUPLICATE, 1.0)
+            assert (await reward(a, "s1", 3.0, "r3")).status is RewardStatus.ACCEPTED
+            assert len(a_writes) - mark == 2
+            explained = await a.explain("s1")
+            assert [r.reward_id for r in explained.rewards] == ["r1", "r2", "r3"]
+        finally:
+            for engine in made:
+                engine.shutdown()
+            for client, _ in clients:
+                await client.aclose()
+
+    asyncio.run(body())
+
+
+def test_two_replicas_racing_an_earliest_reward_settle_it_once(redis_server: RedisServer) -> None:
+    async def body() -> None:
+        clock = Clock()
+        joins = Joins()
+        async with replicas(redis_server.url, config_with(EARLIEST), clock, joins) as (a, b):
+            ids = [f"e{i}" for i in range(20)]
+            for event_id in ids:
+                await decide(a.engine, event_id=event_id)  # A holds a copy, B none
+            outcomes = await asyncio.gather(
+                *(
+                    reward(replica.engine, event_id, value, f"{event_id}-{value}")
+                    for event_id in ids
+                    for replica, value in ((a, 0.25), (b, 0.75))
+                )
+            )
+            assert sorted(joins.joined_ids) == sorted(ids)  # each settled by one of them
+            streamed = await joined_stream(a.client)
+            assert sorted(e.event_id for e in streamed) == sorted(ids)
+            by_id = {e.event_id: e for e in streamed}
+            for i, event_id in enumerate(ids):
+                pair = outcomes[2 * i : 2 * i + 2]
+                [won] = [o for o in pair if o.status is RewardStatus.ACCEPTED]
+                assert [o.status for o in pair].count(RewardStatus.LATE) == 1
+                joined = by_id[event_id]
+                assert joined.joined_reward == won.value
+                assert [r.value for r in joined.rewards] == [won.value]  # the late one after
+                assert await codes(a.client, event_id) == [b"late", b"settled"]
+                explained = await b.engine.explain(event_id)
+                assert [r.status for r in explained.rewards] == [
+                    RewardStatus.ACCEPTED,
+                    RewardStatus.LATE,
+                ]
+            assert await a.client.zcard(keys.due(POLICY)) == 0
+            clock.now += WAIT + 1
+            assert await b.engine.settle_due() == 0
+
+    asyncio.run(body())
+
+
+def test_a_settling_reward_sent_again_with_its_token_is_answered_as_kept(
+    redis_server: RedisServer,
+) -> None:
+    """A spool's replay (or redis-py resending) repeats the call with its token: it is
+    answered as the call that settled the join, and nothing is kept or streamed twice."""
+
+    async def body() -> None:
+        clock = Clock()
+        async with replicas(redis_server.url, config_with(EARLIEST), clock, n=1) as (a,):
+            event = await decide(a.engine, event_id="e1")
+            received = ReceivedReward("", 0.5, {}, RewardStatus.ACCEPTED, clock.now)
+            settle_as = settled_by(a.engine.policies[POLICY], event, received)
+            answers = [
+                await a.store.add_reward(event, received, "0123456789abcdef", settle_as=settle_as)
+                for _ in range(2)
+            ]
+            for now, kept in answers:
+                assert kept is not None
+                assert kept.status is RewardStatus.ACCEPTED
+                assert (now.join_status, now.joined_reward) == (JoinStatus.LEARNED, 0.5)
+                assert now.rewards == [received]
+            assert answers[0][0] == answers[1][0] == settle_as
+            assert await a.client.xlen(keys.joined(POLICY)) == 1
+            assert await a.client.hget(keys.event("e1"), "n") == b"1"
+
+    asyncio.run(body())
+
+
+def test_a_deferred_event_settles_with_its_reward_once_activated_here(
+    redis_server: RedisServer,
+) -> None:
+    """Activated on this replica, the copy knows it: the reward settles in one script.
+    Activated on another, the copy does not: the reward is kept, then settled the usual way."""
+
+    async def body() -> None:
+        clock = Clock()
+        async with replicas(redis_server.url, config_with(EARLIEST), clock) as (a, b):
+            for event_id in ("here", "there"):
+                await decide(a.engine, event_id=event_id, defer_activation=True)
+            assert await a.engine.activate("here") is ActivationStatus.ACTIVATED
+            assert await b.engine.activate("there") is ActivationStatus.ACTIVATED
+            for event_id in ("here", "there"):
+                assert (await reward(a.engine, event_id, 0.5)).status is RewardStatus.ACCEPTED
+            streamed = {e.event_id: e for e in await joined_stream(a.client)}
+            assert sorted(streamed) == ["here", "there"]
+            for joined in streamed.values():
+                assert joined.activated
+                assert (joined.join_status, joined.joined_reward) == (JoinStatus.LEARNED, 0.5)
+            assert await a.client.zcard(keys.due(POLICY)) == 0
+
+    asyncio.run(body())
+
+
+def test_an_earliest_reward_settles_on_a_cluster(redis_cluster: RedisCluster) -> None:
+    wait_until_every_node_is_ok(redis_cluster)
+
+    async def body() -> None:
+        clock = Clock()
+        joins = Joins()
+        async with replicas(redis_cluster.url, config_with(EARLIEST), clock, joins) as (a, b):
+            # "}x{": an empty hash tag, so its tombstone is in another slot than its hash
+            ids = [f"e{i}" for i in range(6)] + ["}x{"]
+            for event_id in ids:
+                await decide(a.engine, event_id=event_id)
+            for i, event_id in enumerate(ids):  # A from its copy, B after a read
+                replica = (a, b)[i % 2]
+                assert (await reward(replica.engine, event_id, 0.5)).status is (
+                    RewardStatus.ACCEPTED
+                )
+            assert sorted(joins.joined_ids) == sorted(ids)
+            streamed = await joined_stream(a.client)
+            assert sorted(e.event_id for e in streamed) == sorted(ids)
+            assert {e.joined_reward for e in streamed} == {0.5}
+            for event_id in ids:
+                assert await a.client.hget(keys.event(event_id), "s") == b"streamed"
+                assert await a.client.exists(keys.tombstone(event_id))
+                assert await codes(a.client, event_id) == [b"settled"]  # with the reward
+            assert await a.client.zcard(keys.due(POLICY)) == 0
+            assert (await reward(b.engine, "e0", 1.0)).status is RewardStatus.LATE
+
+    asyncio.run(body())

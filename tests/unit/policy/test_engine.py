@@ -493,3 +493,20 @@ def test_learning_follows_the_mode_the_event_was_decided_in() -> None:
         run_now(engine.explain("online")).join_status is JoinStatus.LEARNED
     )  # paid-for exploration
     assert run_now(engine.explain("frozen")).join_status is JoinStatus.SKIPPED  # logged with p = 1
+
+
+def test_a_retry_gets_its_decision_even_when_its_request_can_no_longer_be_decided() -> None:
+    """The store checks a caller's event_id as it keeps the event; a retry that fails
+    before that (its policy removed by a reload) still gets the decision kept for it, and
+    a used id is still refused as the store would refuse it."""
+    engine, _ = engine_for(make_config(p=support_policy(), q=support_policy()))
+    first = decide(engine, policy="p", event_id="kept")
+    engine.reload(make_config(q=support_policy()))
+    assert decide(engine, policy="p", event_id="kept") == first
+    with pytest.raises(NotFound, match="unknown policy 'p'"):
+        decide(engine, policy="p", event_id="new")
+    with pytest.raises(AlreadyExists, match="belongs to policy 'p'") as info:
+        decide(engine, policy="gone", event_id="kept")
+    assert info.value.field == "event_id"
+    with pytest.raises(AlreadyExists, match="another request"):
+        decide(engine, policy="p", event_id="kept", context=dict(NEW_ACCOUNT))

@@ -50,7 +50,8 @@ def model(policy: str) -> str:
 
 def tombstone(event_id: str) -> str:
     """What remains of a closed event once its retention is over: that its id was used
-    (a string: policy and fingerprint), for ``remember_ids``. A key of its own, written
-    apart from the event hash (never in one script with it: an event id may hold braces,
-    so the two keys need not share a Cluster slot)."""
+    (a string: policy and fingerprint), for ``remember_ids``. A key of its own beside the
+    event hash: on a single Redis the scripts write and check both at once; in a Cluster
+    only when both share a slot (an event id may hold braces: one that starts with ``}``
+    puts the two keys in different slots), else in a call of their own."""
     return f"{PREFIX}:t:{{{event_id}}}"

@@ -47,9 +47,10 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from nextbest.observability.logging import get_logger
-from nextbest.policy.errors import AlreadyExists, DecisionError, Unavailable
+from nextbest.policy.errors import DecisionError, Unavailable
 from nextbest.policy.events import Event, ReceivedReward, RewardStatus
 from nextbest.policy.requests import RewardInput
+from nextbest.policy.reuse import retried
 from nextbest.store import codec
 from nextbest.store.files import Damage, SegmentedLog, fsync_dir, list_segments, read_records
 from nextbest.store.lock import DataDirLock
@@ -171,37 +172,45 @@ class SpoolingStore:
         self._check_online()
         return await self._reaching(self.inner.get(event_id))
 
+    async def recent(self, event_id: str) -> Event | None:
+        held = self._events.get(event_id)
+        if held is not None:
+            return held.current()
+        self._check_online()
+        return await self._reaching(self.inner.recent(event_id))
+
     async def used(self, event_id: str) -> bool:
         if event_id in self._events:
             return True
         self._check_online()
         return await self._reaching(self.inner.used(event_id))
 
-    async def add(self, event: Event) -> None:
+    async def add(self, event: Event) -> Event:
         held = self._events.get(event.event_id)
-        if held is not None:  # an identical Decide racing on this replica
-            if (held.event.policy, held.event.fingerprint) != (event.policy, event.fingerprint):
-                raise AlreadyExists(
-                    f"event {event.event_id!r} was decided for another request", "event_id"
-                )
-            return
+        if held is not None:  # spooled here: a retry, or an identical Decide racing
+            return retried(held.current(), event.policy, event.fingerprint)
         if not self.offline:
             try:
-                await self.inner.add(event)
-                return
+                return await self.inner.add(event)
             except Unavailable:
                 self._went_offline()  # kept by Redis or not: a replay finds it "same"
         self._append({"k": "e", "e": codec.as_dict(event)})
         self._events[event.event_id] = _Spooled(dataclasses.replace(event, rewards=[]))
         self.watcher.spooled("decision")
+        return event
 
     async def add_reward(
-        self, event: Event, reward: ReceivedReward
+        self, event: Event, reward: ReceivedReward, *, settle_as: Event | None = None
     ) -> tuple[Event, ReceivedReward | None]:
+        """In Redis when it is reachable (settling with it as Redis can: `settle_as`);
+        spooled with its event when this replica spooled that, and then settled the usual
+        way (`settle_as` is not taken: the event comes back pending)."""
         held = self._events.get(event.event_id)
         if held is None:
             self._check_online()
-            return await self._reaching(self.inner.add_reward(event, reward, REPLAY_TOKEN.get()))
+            token = REPLAY_TOKEN.get()
+            call = self.inner.add_reward(event, reward, token, settle_as=settle_as)
+            return await self._reaching(call)
         if reward.reward_id and any(r.reward_id == reward.reward_id for r, _ in held.rewards):
             return held.current(), None
         if held.closed is not None:

@@ -7,10 +7,15 @@ Per policy, ``keys.due`` orders the events not yet on the stream by deadline, an
 ``keys.joined`` is the stream of joined events the learner reads.
 
 Round trips: ``get``, ``used``, ``add``, ``add_reward``, ``activate`` and ``reschedule`` take
-one each (``add`` sends its due entry and its script together: MULTI/EXEC on a single Redis,
-one pipeline to the two slots' nodes in a Cluster). ``close`` takes two (three in a Cluster:
+one each (``add`` checks the id, keeps the event and writes its due entry in one script on a
+single Redis, so a Decide is one round trip with or without a caller's event_id; in a
+Cluster one pipeline to the two slots' nodes, and one more for an id whose tombstone is on
+another slot than its event, see ``keys.tombstone``). ``settle`` takes two (three in a Cluster:
 the stream is appended before the event is marked streamed, and a Cluster pipeline does not
-keep that order across nodes).
+keep that order across nodes). ``recent`` takes none for an event this process decided (a
+local copy, see ``recent``), so a Reward is one round trip on the replica that decided its
+event, two elsewhere; an ``earliest`` Reward settles its join in that same script on a single
+Redis (``add_reward``'s ``settle_as``; three round trips in a Cluster).
 
 A crash between the steps of a close leaves the event ``closed`` with its due entry: the next
 ``due`` hands it back and closing it again appends it to the stream then (the due entry is
@@ -30,6 +35,7 @@ stored decision, a reward retried with its reward_id is a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +44,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import (
     ConnectionError as RedisConnectionError,
 )
@@ -60,9 +67,11 @@ from nextbest.policy.errors import (
 from nextbest.policy.events import Event, JoinStatus, ReceivedReward, RewardStatus
 from nextbest.policy.features import labelled
 from nextbest.policy.requests import RewardInput
+from nextbest.policy.reuse import taken, used_before
 from nextbest.store import codec, dsjson
 from nextbest.store.redis import keys, scripts
 from nextbest.store.redis.connection import Client
+from nextbest.store.redis.recent import DEFAULT_BYTES, Fields, RecentEvents
 
 MAX_EVENT_BYTES = 1 << 20  # one event's bytes: a hash value Redis copies on every read
 
@@ -76,7 +85,9 @@ class RedisEventStore:
     each time: a reload may add some). `grace`: seconds a pending event outlives its
     deadline, for a closer that is late; `retain`: seconds a closed event stays readable
     (Explain, late rewards); `remember_ids`: seconds its id stays used after the close
-    (a tombstone); `max_rewards`: rewards kept per event, the rest refused.
+    (a tombstone); `max_rewards`: rewards kept per event, the rest refused;
+    `recent_bytes`: the budget of the local copies of the events this process decided
+    (`recent`).
     """
 
     def __init__(
@@ -88,6 +99,7 @@ class RedisEventStore:
         retain: float = 86400.0,
         remember_ids: float = 86400.0,  # a tombstone costs ≈ 136 B: 1.2 GB a day at 100/s
         max_rewards: int = 100,
+        recent_bytes: int = DEFAULT_BYTES,
     ) -> None:
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
@@ -97,6 +109,7 @@ class RedisEventStore:
         self._remember_ms = _ms(remember_ids)
         self._max_rewards = max_rewards
         self._counts: dict[str, int] = {}
+        self._recent = RecentEvents(recent_bytes)
         self._add_reward = client.register_script(scripts.ADD_REWARD)
         self._activate = client.register_script(scripts.ACTIVATE)
         self._discard = client.register_script(scripts.DISCARD)
@@ -122,10 +135,51 @@ class RedisEventStore:
     # -- reads ------------------------------------------------------------------------------
 
     async def get(self, event_id: str) -> Event | None:
+        """The event as Redis holds it (one round trip); the local copy of it, if any,
+        follows (`recent`)."""
+        fields = await self._read(event_id)
+        if fields is None:
+            self._recent.drop(event_id)
+            return None
+        event = _event(*fields)
+        if event.join_status is JoinStatus.PENDING:
+            self._recent.update(event_id, fields.r, fields.a)
+        else:
+            self._recent.drop(event_id)
+        return event
+
+    async def recent(self, event_id: str) -> Event | None:
+        """The event as this process last knew it: from the local copy kept by `add` (and
+        brought up to date by every answer about it since), without a round trip; else as
+        `get` reads it, and then copied while pending (the next Reward for it here reads
+        nothing). A copy misses what other replicas did meanwhile: every script re-checks
+        against the stored event, and what the engine judges from the copy alone never
+        changes after the decision (policy, deadline, defer_activation) or only grows (the
+        rewards, the activation, the close: a copy lags, never leads)."""
+        held = self._recent.find(event_id)
+        if held is not None:
+            return _event(*held)
+        fields = await self._read(event_id)
+        if fields is None:
+            return None
+        event = _event(*fields)
+        if event.join_status is JoinStatus.PENDING:
+            self._recent.keep(event_id, fields)
+        return event
+
+    async def _read(self, event_id: str) -> Fields | None:
         with _reaching_redis():
             found = await self._client.hmget(keys.event(event_id), ["e", "r", "a"])
         e, r, a = _bulks(found)
-        return None if e is None else _event(e, r, a)
+        return None if e is None else Fields(e, r, a)
+
+    def _known(self, event_id: str, answer: Sequence[bytes | None]) -> None:
+        """Bring the local copy up to date from a script's [state, activated, rewards]:
+        a closed event is not copied (a late reward for it reads it again)."""
+        if answer[0] == b"pending":
+            self._recent.update(event_id, answer[2], answer[1])
+        else:
+            self._recent.drop(event_id)
 
     async def used(self, event_id: str) -> bool:
         with _reaching_redis():
@@ -209,57 +263,101 @@ class RedisEventStore:
 
     # -- changes ----------------------------------------------------------------------------
 
-    async def add(self, event: Event) -> None:
-        """Keep a new pending event and its due entry, in one round trip. An identical
-        Decide that raced on another replica finds its event kept and returns; any other
-        holder of the id is AlreadyExists."""
+    async def add(self, event: Event) -> Event:
+        """Keep a new pending event and its due entry, checking its id in the same step, in
+        one round trip: the event as kept, `event` itself when new, or the one an identical
+        Decide kept under its id (a retry, or a race on another replica). AlreadyExists
+        when another request holds the id, or held it (its tombstone)."""
         data = codec.encode(event)
         if len(data) > MAX_EVENT_BYTES:
             raise ResourceExhausted(
                 f"event {event.event_id!r} takes {len(data)} bytes, at most "
                 f"{MAX_EVENT_BYTES} are kept in Redis: send less context or fewer actions"
             )
-        key = keys.event(event.event_id)
+        key, tomb = keys.event(event.event_id), keys.tombstone(event.event_id)
         ttl = _ms(event.deadline - event.decided_at + self._grace)
-        args = (event.policy, event.fingerprint, data, repr(event.deadline))
-        script = ("EVALSHA", self._sha[scripts.ADD], 1, key, *args, _flag(event.activated), ttl)
-        zadd = ("ZADD", keys.due(event.policy), "NX", repr(event.deadline), event.event_id)
+        deadline = repr(event.deadline)
+        args = (event.policy, event.fingerprint, data, deadline, _flag(event.activated), ttl)
         with _reaching_redis():
-            zadded, answer = await self._batch([zadd, script], atomic=True, raise_errors=False)
-            if isinstance(zadded, Exception) and _texts(answer)[:1] == ["new"]:
-                # A Cluster node took the event but not its due entry: undo it while
-                # nobody has touched it, or it would stay pending without ever closing.
-                with suppress(RedisError):  # best effort: Redis is failing already
-                    await self._discard(keys=[key], args=[data])
-            for result in (zadded, answer):
-                if isinstance(result, Exception):
-                    raise result
-        code, *rest = _texts(answer)
-        if code == "taken":
-            held = rest[0]
-            if held != event.policy:
-                raise AlreadyExists(
-                    f"event {event.event_id!r} belongs to policy {held!r}", "event_id"
-                )
-            raise AlreadyExists(
-                f"event {event.event_id!r} was decided for another request; a retry must "
-                "repeat the request exactly, a new decision needs a new id",
-                "event_id",
-            )
+            if self._cluster:
+                answer = await self._add_on_cluster(event, key, tomb, args)
+            else:  # one script: the event, its due entry, the tombstone check
+                due = keys.due(event.policy)
+                script = (self._sha[scripts.ADD], 3, key, tomb, due, *args, event.event_id)
+                [answer] = await self._batch([("EVALSHA", *script)])
+        kept = _as_kept(event, answer)
+        if kept is event:  # decided here: a Reward on this replica reads nothing first
+            self._recent.keep(event.event_id, Fields(data, None, _flag(event.activated).encode()))
+        return kept
+
+    async def _add_on_cluster(
+        self, event: Event, key: str, tomb: str, args: tuple[str | bytes | int, ...]
+    ) -> object:
+        """`add` on a Cluster: the script on the event's node and the due entry on the
+        policy's, in one pipeline. The tombstone is checked by the script when it shares
+        the event's slot (`keys.tombstone`), else just before (a round trip more)."""
+        held: tuple[str, ...] = (key, tomb)
+        if key_slot(key.encode()) != key_slot(tomb.encode()):
+            if await self._client.exists(tomb):
+                raise used_before(event.event_id)
+            held = (key,)
+        script = ("EVALSHA", self._sha[scripts.ADD], len(held), *held, *args)
+        due = keys.due(event.policy)
+        zadd = ("ZADD", due, "NX", args[3], event.event_id)
+        zadded, answer = await self._batch([zadd, script], raise_errors=False)
+        code = _bulks(answer)[:2]
+        if isinstance(zadded, Exception) and code == [b"new"]:
+            # A node took the event but not its due entry: undo it while nobody has
+            # touched it, or it would stay pending without ever closing.
+            with suppress(RedisError):  # best effort: Redis is failing already
+                await self._discard(keys=[key], args=[args[2]])
+        for result in (zadded, answer):
+            if isinstance(result, Exception):
+                raise result
+        refused = code == [b"used"] or (code[0] == b"taken" and code[1] != event.policy.encode())
+        if refused and zadded == 1:
+            # No event of this policy holds the id: the due entry just written is
+            # nobody's (it would close the holder's join at this request's deadline).
+            with suppress(RedisError):
+                await self._client.zrem(due, event.event_id)
+        return answer
 
     async def add_reward(
-        self, event: Event, reward: ReceivedReward, token: str | None = None
+        self,
+        event: Event,
+        reward: ReceivedReward,
+        token: str | None = None,
+        *,
+        settle_as: Event | None = None,
     ) -> tuple[Event, ReceivedReward | None]:
         """Append the reward as Redis holds the event now: ACCEPTED only while it is
         pending and the reward came within its window, else LATE; nothing when a reward
         with its reward_id is kept (None). `token` (16 hex digits, `new_token`) names the
         call: sent again with the same token, it is answered as it was kept (a spool's
-        replay); by default a token of its own."""
-        args = self._reward_args(reward, reward.received_at <= event.deadline, token)
+        replay); by default a token of its own.
+
+        `settle_as` (an `earliest` join settled by this reward): when the reward is
+        accepted as the event's first and the activation flag is as in `settle_as`, the
+        same script closes the join as `settle` would. On a single Redis it also writes
+        the tombstone and the stream entry: one round trip in all. On a Cluster those keys
+        are on other nodes: the script closes it on the event's node, then the tombstone
+        and the stream entry go together (one round trip, two nodes), then the mark: three
+        (the stream step failing leaves it closed with its due entry: the due pass streams
+        it, as after a crash in `settle`). Without `settle_as`, or when it does not hold:
+        one round trip, and the event comes back pending."""
+        key = keys.event(event.event_id)
+        args: list[str | bytes | int] = list(
+            self._reward_args(reward, reward.received_at <= event.deadline, token)
+        )
+        held = [key]
+        if settle_as is not None:
+            held, more = self._settling(settle_as)
+            args.extend(more)
         with _reaching_redis():
-            answer = _bulks(await self._add_reward(keys=[keys.event(event.event_id)], args=args))
+            answer = _bulks(await self._add_reward(keys=held, args=args))
         code = answer[0]
         if code == b"missing":
+            self._recent.drop(event.event_id)
             raise _unknown(event.event_id)
         if code == b"full":
             raise ResourceExhausted(
@@ -267,11 +365,48 @@ class RedisEventStore:
                 f"{self._max_rewards} are kept per event",
                 "event_id",
             )
+        self._known(event.event_id, answer[1:])
+        if code == b"settled":
+            return await self._settled(event, answer[1:], settle_as), _as(reward, "accepted")
         now = _held(event, answer[1:])
         if code == b"duplicate":
             return now, None
-        status = RewardStatus.ACCEPTED if code == b"accepted" else RewardStatus.LATE
-        return now, dataclasses.replace(reward, status=status)
+        return now, _as(reward, "accepted" if code == b"accepted" else "late")
+
+    def _settling(self, settled: Event) -> tuple[list[str], list[str | bytes | int]]:
+        """The keys and the ARGV that ADD_REWARD settles `settled` with (see the script):
+        on a single Redis every key it writes; on a Cluster the event's alone."""
+        key = keys.event(settled.event_id)
+        stored = codec.encode(dataclasses.replace(settled, rewards=[]))
+        closing: list[str | bytes | int] = [stored, _flag(settled.activated), self._retain_ms]
+        if self._cluster:
+            return [key], closing
+        policy, event_id = settled.policy, settled.event_id
+        encoded = codec.encode(settled)
+        line, example = dsjson.line(settled, encoded), example_text(settled)
+        streaming: list[str | bytes | int] = [event_id, encoded, line, example]
+        return (
+            [key, keys.tombstone(event_id), keys.due(policy), keys.joined(policy)],
+            [*closing, _tomb(settled), self._remember_ms, *streaming],
+        )
+
+    async def _settled(
+        self, read: Event, answer: Sequence[bytes | None], settle_as: Event | None
+    ) -> Event:
+        """The event ADD_REWARD settled ([state, activated, rewards, closed event when the
+        call was kept before: a replay]), streamed when the script could not (a Cluster)."""
+        state, a, r = answer[0], answer[1], answer[2]
+        e = answer[3] if len(answer) > 3 else None
+        if e is not None:
+            now = _event(e, r, a)
+        else:
+            base = settle_as if settle_as is not None else read
+            rewards = codec.decode_rewards(r) if r else []
+            now = dataclasses.replace(base, rewards=rewards, activated=base.activated or a == b"1")
+        if state == b"closed":
+            with suppress(Unavailable):  # kept and closed: the due pass streams it
+                await self._stream(now, now, tombstone=True)
+        return now
 
     def _reward_args(
         self, reward: ReceivedReward, within: bool, token: str | None
@@ -345,7 +480,9 @@ class RedisEventStore:
         with _reaching_redis():
             answer = _bulks(await self._activate(keys=[keys.event(event.event_id)]))
         if answer[0] == b"missing":
+            self._recent.drop(event.event_id)
             raise _unknown(event.event_id)
+        self._known(event.event_id, answer[1:])
         return _held(event, answer[1:])
 
     async def settle(self, event: Event) -> bool:
@@ -356,6 +493,7 @@ class RedisEventStore:
 
         Duplicates on the stream come only from a crash or race window (see the module);
         the learner drops an event id it has already seen."""
+        self._recent.drop(event.event_id)  # closed, or changed since it was read
         code, joined = await self.settle_only(event)
         if joined is not None:
             await self._stream(event, joined)
@@ -369,12 +507,11 @@ class RedisEventStore:
         key = keys.event(event.event_id)
         stored = codec.encode(dataclasses.replace(event, rewards=[]))
         args = (stored, len(event.accepted_values()), _flag(event.activated), self._retain_ms)
-        tomb = f"{event.policy}\n{event.fingerprint}"
         with _reaching_redis():
             answer, _ = await self._batch(
                 [
                     ("EVALSHA", self._sha[scripts.CLOSE], 1, key, *args),
-                    ("SET", keys.tombstone(event.event_id), tomb, "PX", self._remember_ms),
+                    self._tomb(event),
                 ]
             )
         reply = _bulks(answer)
@@ -385,18 +522,31 @@ class RedisEventStore:
             return code, _event(reply[3], reply[2], reply[1])
         return code, None
 
-    async def _stream(self, event: Event, joined: Event) -> None:
+    async def _stream(self, event: Event, joined: Event, tombstone: bool = False) -> None:
+        """Append the joined event to the stream once (its due entry the token), then mark
+        the event streamed; with `tombstone`, write its tombstone too, in the same round
+        trip (a Cluster: the stream and the tombstone, then the mark, as they are on
+        other nodes and the mark must come after the stream)."""
         due, stream = keys.due(event.policy), keys.joined(event.policy)
         key = keys.event(event.event_id)
         encoded = codec.encode(joined)
         args = (event.event_id, encoded, dsjson.line(joined, encoded), example_text(joined))
         with _reaching_redis():
             if self._cluster:  # the stream, then the mark: in this order, on two nodes
-                await self._gate(keys=[due, stream], args=args)
+                gate = self._gate(keys=[due, stream], args=args)
+                if tombstone:
+                    await asyncio.gather(gate, self._client.execute_command(*self._tomb(event)))
+                else:
+                    await gate
                 await self._mark(keys=[key])
             else:
                 sha = self._sha[scripts.STREAM]
-                await self._batch([("EVALSHA", sha, 3, due, stream, key, *args)])
+                step: Command = ("EVALSHA", sha, 3, due, stream, key, *args)
+                await self._batch([step, self._tomb(event)] if tombstone else [step])
+
+    def _tomb(self, event: Event) -> Command:
+        """Write the tombstone of `event`'s id: its policy and fingerprint."""
+        return ("SET", keys.tombstone(event.event_id), _tomb(event), "PX", self._remember_ms)
 
     async def reschedule(self, event: Event, at: float) -> None:
         """Move the due entry to `at`, if it is still there (XX: never bring back the
@@ -409,14 +559,18 @@ class RedisEventStore:
     async def _batch(
         self, commands: Sequence[Command], *, atomic: bool = False, raise_errors: bool = True
     ) -> list[Any]:
-        """Send `commands` in one round trip (MULTI/EXEC if `atomic`, on a single Redis;
-        a Cluster runs each slot's commands on its node). A script Redis does not know (it
-        restarted) is loaded and the batch sent again: every batch here is idempotent."""
+        """Send `commands` in one round trip: a lone command as it is, several through a
+        pipeline (MULTI/EXEC if `atomic`, on a single Redis; a Cluster runs each slot's
+        commands on its node). A script Redis does not know (it restarted) is loaded and
+        the batch sent again: every batch here is idempotent."""
         for attempt in range(2):
-            pipe = self._client.pipeline(transaction=atomic and not self._cluster)
-            for command in commands:
-                pipe.execute_command(*command)
-            results: list[Any] = list(await pipe.execute(raise_on_error=False))
+            if len(commands) == 1:
+                results = [await self._one(commands[0])]
+            else:
+                pipe = self._client.pipeline(transaction=atomic and not self._cluster)
+                for command in commands:
+                    pipe.execute_command(*command)
+                results = list(await pipe.execute(raise_on_error=False))
             if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
                 for body in self._sha:
                     await self._client.script_load(body)
@@ -427,6 +581,14 @@ class RedisEventStore:
                         raise result
             return results
         raise AssertionError("unreachable")
+
+    async def _one(self, command: Command) -> Any:
+        """One command, without the cost of a pipeline; an error Redis answers is
+        returned in its place, as a pipeline hands it (a connection's is raised)."""
+        try:
+            return await self._client.execute_command(*command)
+        except ResponseError as exc:
+            return exc
 
 
 @contextmanager
@@ -466,6 +628,30 @@ def _held(read: Event, answer: Sequence[bytes | None]) -> Event:
         return _event(e, r, a)
     rewards = codec.decode_rewards(r) if r else []
     return dataclasses.replace(read, rewards=rewards, activated=read.activated or a == b"1")
+
+
+def _as_kept(event: Event, answer: object) -> Event:
+    """The ADD script's answer as `add` returns it: `event` when it was new, the event an
+    identical request kept under its id; AlreadyExists when the id is (was) another's."""
+    code, *rest = _bulks(answer)
+    if code == b"new":
+        return event
+    if code == b"same" and rest[0] is not None:
+        return _event(rest[0], rest[1], rest[2])
+    if code == b"used":
+        raise used_before(event.event_id)
+    if code == b"taken" and rest[0] is not None:
+        raise taken(event.event_id, _text(rest[0]), event.policy)
+    raise TypeError(f"unexpected answer from Redis: {answer!r}")
+
+
+def _tomb(event: Event) -> str:
+    """A tombstone's value: the policy and fingerprint of the event that used the id."""
+    return f"{event.policy}\n{event.fingerprint}"
+
+
+def _as(reward: ReceivedReward, code: str) -> ReceivedReward:
+    return dataclasses.replace(reward, status=RewardStatus(code))
 
 
 def example_text(event: Event) -> str:
