@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lib.load import timed
 from lib.tables import TableData, render
 from lib.traffic import make_requests
 from wire import agent_requests, write_config
@@ -46,19 +46,6 @@ IRREDUCIBLE = (
     "journal record (encode + write)",
     "response (convert + serialize)",
 )
-
-
-def timed(fn: Callable[[int], object], n: int) -> float:
-    """µs per call: median of 3 chunks of n calls, after 500 warm-up calls."""
-    for i in range(500):
-        fn(i)
-    chunks = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for i in range(n):
-            fn(i)
-        chunks.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(chunks)
 
 
 def parts(root: Path, n: int) -> dict[str, dict[str, float]]:

@@ -49,6 +49,7 @@ from lib.load import (
     reward_call,
     run_phase,
     summarize,
+    timed,
 )
 from lib.processes import ServerPool, ServerProcess, connect
 from lib.serve import ServeOptions
@@ -265,15 +266,7 @@ def in_process(root: Path, n: int) -> dict[str, float]:
                     convert.decide_response(event).SerializeToString()
 
                 for name, fn in (("Engine.decide", decide), ("servicer path", whole)):
-                    for i in range(500):
-                        fn(i)
-                    chunks = []
-                    for _ in range(3):
-                        t0 = time.perf_counter()
-                        for i in range(n):
-                            fn(i)
-                        chunks.append((time.perf_counter() - t0) / n * 1e6)
-                    out[f"{name}, {kind}"] = statistics.median(chunks)
+                    out[f"{name}, {kind}"] = timed(fn, n)
         finally:
             engine.shutdown()
             store.shutdown()

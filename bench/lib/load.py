@@ -97,6 +97,19 @@ class Phase:
     exhausted: bool = False  # every worker hit its call cap (ran out of items) before the end
 
 
+def timed(fn: Callable[[int], object], n: int) -> float:
+    """In-process µs per call of `fn(i)`: median of 3 chunks of n calls, after 500 warm-up calls."""
+    for i in range(500):
+        fn(i)
+    chunks = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        chunks.append((time.perf_counter() - t0) / n * 1e6)
+    return statistics.median(chunks)
+
+
 def percentile(ordered: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of sorted values (q in [0, 1])."""
     if not ordered:

@@ -274,7 +274,7 @@ class Engine:
             if kept is None:
                 raise
             return kept
-        kept = await self.store.add(event)
+        kept = await self.store.add(event, drawn=not req.event_id)
         if kept is event:
             self.listener.decided(event)
         return kept

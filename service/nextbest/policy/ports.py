@@ -53,12 +53,14 @@ class EventStore(Protocol):
         """Whether any event ever had this id, also one no longer kept (past retention):
         an event id is never given to a second event (`add` checks it itself)."""
 
-    async def add(self, event: Event) -> Event:
+    async def add(self, event: Event, *, drawn: bool = False) -> Event:
         """Keep a new pending event, checking its id in the same step: the event as kept,
         `event` itself when it is new; when its id holds an event decided for the same
         request (same policy and fingerprint: a retry, perhaps raced in by another
         process), that event, and nothing is kept. AlreadyExists, naming the field, when
-        the id holds another request's event or was used by one no longer kept."""
+        the id holds another request's event or was used by one no longer kept.
+        `drawn`: the engine drew the id itself (128 random bits, no caller chose it): a
+        store may skip the check, which costs a lookup in every id ever used."""
 
     async def add_reward(
         self, event: Event, reward: ReceivedReward, *, settle_as: Event | None = None

@@ -68,7 +68,10 @@ class MemoryStore:
     async def used(self, event_id: str) -> bool:
         return event_id in self.ids
 
-    async def add(self, event: Event) -> Event:
+    async def add(self, event: Event, *, drawn: bool = False) -> Event:
+        if drawn:
+            self.add_now(event)
+            return event
         held = self.find(event.event_id)
         if held is not None:
             return retried(held, event.policy, event.fingerprint)

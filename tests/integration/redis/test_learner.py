@@ -199,6 +199,26 @@ async def none_pending(client: Client) -> bool:
     return await pending(client) == 0
 
 
+async def learn_all(client: Client, data_dir: Path, n: int) -> list[float]:
+    """Run a learner until it has logged `n` events; the model's costs on LINES then (the
+    client is closed after)."""
+    a = learner(client, data_dir)
+    task = asyncio.create_task(a.run())
+    try:
+        await wait_for(lambda: len(logged_ids(data_dir)) == n, "all logged")
+        return a.model(POLICY).costs(LINES)
+    finally:
+        await stopped(task)
+        await a.stop()
+        await client.aclose()
+
+
+def decision_lines(data_dir: Path) -> list[bytes]:
+    """The DSJSON lines a learner logged, in order."""
+    found = sorted((data_dir / "policies" / POLICY / "decisions").glob("*.dsjson"))
+    return [line for path in found for line in path.read_bytes().splitlines()]
+
+
 def test_a_learner_learns_logs_acks_and_publishes_and_replicas_follow(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -550,27 +570,15 @@ def test_entries_with_the_replicas_line_are_logged_and_learned_as_the_event_alon
     async def learned(url: str, data_dir: Path, ready: bool) -> list[float]:
         client = await connect(url)
         await put(client, events, ready=ready)
-        a = learner(client, data_dir)
-        task = asyncio.create_task(a.run())
-        try:
-            await wait_for(lambda: len(logged_ids(data_dir)) == len(events), "all logged")
-            return a.model(POLICY).costs(LINES)
-        finally:
-            await stopped(task)
-            await a.stop()
-            await client.aclose()
+        return await learn_all(client, data_dir, len(events))
 
     other_db = redis_server.url.rsplit("/", 1)[0] + "/1"
     fast = asyncio.run(learned(redis_server.url, tmp_path / "fast", True))
     slow = asyncio.run(learned(other_db, tmp_path / "slow", False))
     assert fast == slow
 
-    def lines(data_dir: Path) -> list[bytes]:
-        found = sorted((data_dir / "policies" / POLICY / "decisions").glob("*.dsjson"))
-        return [line for path in found for line in path.read_bytes().splitlines()]
-
-    assert lines(tmp_path / "fast") == lines(tmp_path / "slow")
-    assert len(lines(tmp_path / "fast")) == len(events)
+    assert decision_lines(tmp_path / "fast") == decision_lines(tmp_path / "slow")
+    assert len(decision_lines(tmp_path / "fast")) == len(events)
 
 
 def test_an_entrys_fields_are_read_by_name_in_any_order(
@@ -598,26 +606,14 @@ def test_an_entrys_fields_are_read_by_name_in_any_order(
                 if event.event_id.endswith(("3", "6")):
                     fields["v"] = "2"  # a field this learner does not know
             await client.xadd(keys.joined(POLICY), fields)  # type: ignore[arg-type]
-        a = learner(client, data_dir)
-        task = asyncio.create_task(a.run())
-        try:
-            await wait_for(lambda: len(logged_ids(data_dir)) == len(events), "all logged")
-            return a.model(POLICY).costs(LINES)
-        finally:
-            await stopped(task)
-            await a.stop()
-            await client.aclose()
+        return await learn_all(client, data_dir, len(events))
 
     other_db = redis_server.url.rsplit("/", 1)[0] + "/1"
     usual = asyncio.run(learned(redis_server.url, tmp_path / "usual", False))
     reordered = asyncio.run(learned(other_db, tmp_path / "reordered", True))
     assert usual == reordered
 
-    def lines(data_dir: Path) -> list[bytes]:
-        found = sorted((data_dir / "policies" / POLICY / "decisions").glob("*.dsjson"))
-        return [line for path in found for line in path.read_bytes().splitlines()]
-
-    assert lines(tmp_path / "usual") == lines(tmp_path / "reordered")
-    assert [orjson.loads(line)["EventId"] for line in lines(tmp_path / "usual")] == [
+    assert decision_lines(tmp_path / "usual") == decision_lines(tmp_path / "reordered")
+    assert [orjson.loads(line)["EventId"] for line in decision_lines(tmp_path / "usual")] == [
         e.event_id for e in events
     ]

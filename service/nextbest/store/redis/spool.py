@@ -185,13 +185,13 @@ class SpoolingStore:
         self._check_online()
         return await self._reaching(self.inner.used(event_id))
 
-    async def add(self, event: Event) -> Event:
+    async def add(self, event: Event, *, drawn: bool = False) -> Event:
         held = self._events.get(event.event_id)
         if held is not None:  # spooled here: a retry, or an identical Decide racing
             return retried(held.current(), event.policy, event.fingerprint)
         if not self.offline:
             try:
-                return await self.inner.add(event)
+                return await self.inner.add(event, drawn=drawn)
             except Unavailable:
                 self._went_offline()  # kept by Redis or not: a replay finds it "same"
         self._append({"k": "e", "e": codec.as_dict(event)})

@@ -263,11 +263,12 @@ class RedisEventStore:
 
     # -- changes ----------------------------------------------------------------------------
 
-    async def add(self, event: Event) -> Event:
+    async def add(self, event: Event, *, drawn: bool = False) -> Event:
         """Keep a new pending event and its due entry, checking its id in the same step, in
         one round trip: the event as kept, `event` itself when new, or the one an identical
         Decide kept under its id (a retry, or a race on another replica). AlreadyExists
-        when another request holds the id, or held it (its tombstone)."""
+        when another request holds the id, or held it (its tombstone). The script checks
+        every id, `drawn` or not: the check costs no round trip here."""
         data = codec.encode(event)
         if len(data) > MAX_EVENT_BYTES:
             raise ResourceExhausted(
