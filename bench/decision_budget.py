@@ -124,7 +124,7 @@ def _kind_parts(
             n,
         ),
         "journal record (encode + write)": timed(lambda i: run_now(store.add(next(fresh))), n),
-        "metrics + info log line": timed(lambda i: telemetry.decided(events[i % 48]), n),
+        "metrics + info log line": timed(lambda i: telemetry.decided([events[i % 48]]), n),
         "response (convert + serialize)": timed(
             lambda i: convert.decide_response(events[i % 48]).SerializeToString(), n
         ),

@@ -135,6 +135,24 @@ def test_decide_batch_decides_each_item_on_its_own(server: RunningServer) -> Non
     assert resp.results[0].decision.event_id != resp.results[2].decision.event_id
 
 
+def test_an_event_id_twice_in_a_batch_is_one_decision(server: RunningServer) -> None:
+    """As if the items came one after the other: the same request again is a retry (the
+    same decision), another request with the id is refused, naming the item."""
+    one = pb.DecideRequest(policy=POLICY, intent="login_problem", context=OLD_ACCOUNT)
+    one.event_id = "twice"
+    other = pb.DecideRequest(policy=POLICY, intent="billing_dispute", event_id="twice")
+    first, retry, refused = server.stub.DecideBatch(
+        pb.DecideBatchRequest(requests=[one, one, other])
+    ).results
+    assert first.decision.event_id == "twice"
+    assert retry.decision == first.decision
+    assert (refused.error.code, refused.error.field) == (
+        grpc.StatusCode.ALREADY_EXISTS.value[0],
+        "requests[2].event_id",
+    )
+    assert server.stub.Decide(one) == first.decision
+
+
 def test_oversized_batch_is_refused(server: RunningServer) -> None:
     one = pb.DecideRequest(policy=POLICY, intent="x")
     with pytest.raises(grpc.RpcError) as err:

@@ -56,16 +56,17 @@ def raw_method(server: RunningServer, method: str) -> grpc.UnaryUnaryMultiCallab
 
 
 def break_decide(server: RunningServer, when: Callable[[DecideInput], bool]) -> None:
-    """Make engine.decide raise a bug-like exception for requests matching `when`."""
+    """Make the engine's decision of one request (for Decide and each DecideBatch item
+    alike) raise a bug-like exception for requests matching `when`."""
     engine = server.server.engine
-    decide = engine.decide
+    decision = engine._decision
 
-    def broken(req: DecideInput) -> Any:
+    def broken(req: DecideInput, digest: str) -> Any:
         if when(req):
             raise RuntimeError("secret internals /etc/passwd")
-        return decide(req)
+        return decision(req, digest)
 
-    setattr(engine, "decide", broken)  # noqa: B010  # an instance attribute shadows the method
+    setattr(engine, "_decision", broken)  # noqa: B010  # an instance attribute shadows the method
 
 
 # -- an unexpected exception ------------------------------------------------------------------

@@ -20,11 +20,11 @@ from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
 from nextbest.policy.engine import Engine
 from nextbest.policy.errors import DecisionError
-from nextbest.policy.requests import check_batch
+from nextbest.policy.requests import DecideInput, check_batch
 from nextbest_proto.v1 import decision_pb2 as pb
 from nextbest_proto.v1 import decision_pb2_grpc as rpc
 
-BATCH_YIELD_EVERY = 32
+BATCH_CHUNK = 32
 Context = Any  # grpc.aio.ServicerContext, whose stubs are generic in ways that add nothing here
 
 
@@ -50,26 +50,42 @@ class DecisionServicer(rpc.DecisionServiceServicer):
     async def DecideBatch(
         self, request: pb.DecideBatchRequest, context: Context
     ) -> pb.DecideBatchResponse:
-        """Every item is decided on its own; a bad item fails alone, with its index named.
-        So does an item that hits a bug: the items before it are kept, so their ids must
-        reach the caller."""
-        check_batch(len(request.requests), self.engine.limits)
+        """Every item is decided on its own; a bad item fails alone, with its index named
+        (so does an item that hits a bug). Items are decided and kept in chunks of
+        BATCH_CHUNK (one journal write, one round trip, one flush of their log lines per
+        chunk), and other RPCs get the loop between chunks."""
+        items = request.requests
+        check_batch(len(items), self.engine.limits)
         response = pb.DecideBatchResponse()
         results = response.results
-        for i, item in enumerate(request.requests):
-            if i and i % BATCH_YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let other RPCs in between items of a large batch
-            try:
-                event = await self.engine.decide(convert.decide_input(item))
-                convert.fill_decision(results.add().decision, event)
-            except DecisionError as exc:
-                where = f"requests[{i}].{exc.field}" if exc.field else f"requests[{i}]"
-                self._failed(results.add(), code_of(exc), exc.detail, where)
-            except Exception:
-                log_bug(self.log, "DecideBatch", item, item=i)
-                out = results[i] if len(results) > i else results.add()  # half-filled: redo
-                out.Clear()
-                self._failed(out, grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, f"requests[{i}]")
+        for start in range(0, len(items), BATCH_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # let other RPCs in between the chunks of a large batch
+            chunk = items[start : start + BATCH_CHUNK]
+            inputs: list[DecideInput | Exception] = []
+            for item in chunk:
+                try:
+                    inputs.append(convert.decide_input(item))
+                except Exception as exc:
+                    inputs.append(exc)
+            decided = iter(
+                await self.engine.decide_many([x for x in inputs if not isinstance(x, Exception)])
+            )
+            for i, x in enumerate(inputs, start):
+                outcome = x if isinstance(x, Exception) else next(decided)
+                out = results.add()
+                if isinstance(outcome, DecisionError):
+                    where = f"requests[{i}].{outcome.field}" if outcome.field else f"requests[{i}]"
+                    self._failed(out, code_of(outcome), outcome.detail, where)
+                    continue
+                try:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    convert.fill_decision(out.decision, outcome)
+                except Exception:
+                    log_bug(self.log, "DecideBatch", items[i], item=i)
+                    out.Clear()  # half-filled, perhaps
+                    self._failed(out, grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, f"requests[{i}]")
         await self.commit()
         return response
 

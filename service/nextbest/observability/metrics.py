@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from nextbest.observability.logging import get_logger
+from nextbest.observability.logging import get_logger, held_lines
 from nextbest.policy.engine import EXCLUDED, NOT_A_CANDIDATE
 from nextbest.policy.events import Event, JoinStatus, RewardStatus
 from nextbest.policy.requests import RewardInput
@@ -276,32 +276,55 @@ class Telemetry:
             return action_id
         return INLINE_ACTION
 
-    def decided(self, event: Event) -> None:
+    def decided(self, events: Sequence[Event]) -> None:
+        """Counted per label set, once per call (a DecideBatch chunk counts its decisions
+        in a few increments); one log line per decision, a chunk's flushed together."""
+        if len(events) == 1:
+            counts = self._decisions(events)
+        else:
+            with held_lines():
+                counts = self._decisions(events)
         m = self.metrics
-        action = event.action_id
-        label = self._action_label(event.policy, action)
-        m.child(
-            m.decisions, event.policy, label, _flag(event.explored), _flag(event.fallback)
-        ).inc()
-        for masked in event.masked:
-            rule = masked.rule or _CALLER_MASKS.get(masked.reason, "caller")
-            label = self._action_label(event.policy, masked.action_id)
-            m.child(m.masked, event.policy, label, rule).inc()
-        if event.mode == "apprentice":
-            agree = event.eligible[event.greedy].id == action
-            m.child(m.apprentice, event.policy, _flag(agree)).inc()
-        self.log.info(
-            "decision",
-            event_id=event.event_id,
-            policy=event.policy,
-            intent=event.intent,
-            action=action,
-            probability=event.probability,
-            explored=event.explored,
-            fallback=event.fallback,
-            masked=len(event.masked),
-            model_version=event.model_version,
-        )
+        for (metric, *labels), n in counts.items():
+            m.child(metric, *labels).inc(n)
+
+    def _decisions(self, events: Sequence[Event]) -> dict[tuple[Any, ...], int]:
+        """Log each decision; its counts by metric and labels."""
+        m = self.metrics
+        counts: dict[tuple[Any, ...], int] = {}
+        for event in events:
+            action = event.action_id
+            policy = event.policy
+            label = self._action_label(policy, action)
+            key: tuple[Any, ...] = (
+                m.decisions,
+                policy,
+                label,
+                _flag(event.explored),
+                _flag(event.fallback),
+            )
+            counts[key] = counts.get(key, 0) + 1
+            for masked in event.masked:
+                rule = masked.rule or _CALLER_MASKS.get(masked.reason, "caller")
+                key = (m.masked, policy, self._action_label(policy, masked.action_id), rule)
+                counts[key] = counts.get(key, 0) + 1
+            if event.mode == "apprentice":
+                agree = event.eligible[event.greedy].id == action
+                key = (m.apprentice, policy, _flag(agree))
+                counts[key] = counts.get(key, 0) + 1
+            self.log.info(
+                "decision",
+                event_id=event.event_id,
+                policy=policy,
+                intent=event.intent,
+                action=action,
+                probability=event.probability,
+                explored=event.explored,
+                fallback=event.fallback,
+                masked=len(event.masked),
+                model_version=event.model_version,
+            )
+        return counts
 
     def rewarded(self, event: Event, status: RewardStatus, value: float) -> None:
         m = self.metrics

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -41,7 +41,7 @@ from nextbest.policy.features import (
 from nextbest.policy.joins import Joins, settled_by, settles_at_once
 from nextbest.policy.model import Model
 from nextbest.policy.overrides import Overrides, apply
-from nextbest.policy.ports import EventStore, Listener
+from nextbest.policy.ports import EventStore, Kept, Listener
 from nextbest.policy.requests import (
     DecideInput,
     Limits,
@@ -88,6 +88,15 @@ class PolicyRuntime:
 
 def _eligible(action_id: str, features: dict[str, FeatureValue], explore: bool) -> EligibleAction:
     return EligibleAction(action_id, features, explore, action_line(action_id, features))
+
+
+def _draft_of(drafts: Sequence[tuple[Event, bool]], event_id: str) -> int | None:
+    """Where a caller's event id was decided earlier in a batch (not yet kept)."""
+    if event_id:
+        for i, (draft, _) in enumerate(drafts):
+            if draft.event_id == event_id:
+                return i
+    return None
 
 
 def fingerprint(req: DecideInput) -> str:
@@ -265,19 +274,60 @@ class Engine:
         A caller's event_id is checked by the store as it keeps the event, in one step (one
         round trip in Redis mode): a retry gets the decision kept under it (not a second
         event), any other request with a used id is refused (AlreadyExists)."""
-        check_decide(req, self.limits)
-        digest = fingerprint(req)
+        [outcome] = await self.decide_many([req])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def decide_many(self, reqs: Sequence[DecideInput]) -> list[Event | Exception]:
+        """Decide each request as `decide` would, and keep them in one store step (one
+        journal write, one round trip), and tell the listener once: each one's outcome, in
+        order, the event as kept or what refused it. A request fails alone: a DecisionError
+        (or an unexpected exception, a bug the caller reports) is its outcome, and when the
+        store can keep none of them (Unavailable) that is every decided one's."""
+        out: list[Event | Exception] = []
+        drafts: list[tuple[Event, bool]] = []
+        where: list[int] = []  # each draft's place in `out`
+        repeats: list[tuple[int, int]] = []  # (place in `out`, draft) of a retry in the batch
+        for req in reqs:
+            try:
+                check_decide(req, self.limits)
+                digest = fingerprint(req)
+                try:
+                    event = self._decision(req, digest)
+                except DecisionError:
+                    first = _draft_of(drafts, req.event_id)
+                    if first is not None:  # its id decided earlier in the batch
+                        out.append(retried(drafts[first][0], req.policy, digest))
+                        repeats.append((len(out) - 1, first))
+                        continue
+                    kept = await self._kept(req, digest)
+                    if kept is None:
+                        raise
+                    out.append(kept)
+                    continue
+            except Exception as exc:
+                out.append(exc)
+                continue
+            where.append(len(out))
+            out.append(event)
+            drafts.append((event, not req.event_id))
+        if not drafts:
+            return out
         try:
-            event = self._decision(req, digest)
-        except DecisionError:
-            kept = await self._kept(req, digest)
-            if kept is None:
-                raise
-            return kept
-        kept = await self.store.add(event, drawn=not req.event_id)
-        if kept is event:
-            self.listener.decided(event)
-        return kept
+            kept_all: list[Kept] = await self.store.add_many(drafts)
+        except DecisionError as exc:  # nothing kept
+            kept_all = [exc] * len(drafts)
+        decided: list[Event] = []
+        for i, (event, _), outcome in zip(where, drafts, kept_all, strict=True):
+            out[i] = outcome
+            if outcome is event:
+                decided.append(event)
+        for i, first in repeats:
+            out[i] = kept_all[first]
+        if decided:
+            self.listener.decided(decided)
+        return out
 
     def _decision(self, req: DecideInput, digest: str) -> Event:
         rt = self.policy(req.policy)

@@ -6,13 +6,25 @@ the engine never imports them.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from nextbest.policy.errors import DecisionError
 from nextbest.policy.events import Event, ReceivedReward, RewardStatus
 from nextbest.policy.requests import RewardInput
 
 T = TypeVar("T")
+
+# What `EventStore.add_many` made of each event: the event as kept, or why it was refused.
+Kept = Event | DecisionError
+
+
+def only(outcomes: Sequence[Kept]) -> Event:
+    """The event of a one-event `add_many`, its refusal raised."""
+    [outcome] = outcomes
+    if isinstance(outcome, DecisionError):
+        raise outcome
+    return outcome
 
 
 def run_now(step: Coroutine[Any, Any, T]) -> T:
@@ -62,6 +74,13 @@ class EventStore(Protocol):
         `drawn`: the engine drew the id itself (128 random bits, no caller chose it): a
         store may skip the check, which costs a lookup in every id ever used."""
 
+    async def add_many(self, events: Sequence[tuple[Event, bool]]) -> list[Kept]:
+        """Keep new pending events, each `(event, drawn)` as `add` would keep it in turn
+        (an id twice in `events` is checked against its first), in as few steps as the
+        store can (one write, one round trip): each one's outcome, in order, the event as
+        kept or the DecisionError that refused it (AlreadyExists, ResourceExhausted).
+        Raises Unavailable when the store could keep none: then none is acknowledged."""
+
     async def add_reward(
         self, event: Event, reward: ReceivedReward, *, settle_as: Event | None = None
     ) -> tuple[Event, ReceivedReward | None]:
@@ -106,7 +125,9 @@ class EventStore(Protocol):
 class Listener(Protocol):
     """Told what happens, for metrics and logs. Must be cheap: it runs on the hot path."""
 
-    def decided(self, event: Event) -> None: ...
+    def decided(self, events: Sequence[Event]) -> None:
+        """Decisions kept: one call per Decide, or per chunk of a DecideBatch (so that a
+        listener can count and write them in one go)."""
 
     def rewarded(self, event: Event, status: RewardStatus, value: float) -> None: ...
 
@@ -130,7 +151,7 @@ class Listener(Protocol):
 class NullListener:
     """Tells no one: for tests and tools that need no metrics."""
 
-    def decided(self, event: Event) -> None:
+    def decided(self, events: Sequence[Event]) -> None:
         pass
 
     def rewarded(self, event: Event, status: RewardStatus, value: float) -> None:

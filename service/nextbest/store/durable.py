@@ -40,7 +40,7 @@ import time
 import weakref
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -213,13 +213,15 @@ class DurableStore(MemoryStore):
 
     # -- EventStore (the synchronous halves MemoryStore's async methods call) ----------------
 
-    def add_now(self, event: Event) -> None:
-        data = codec.encode(event)
-        self._make_room(len(data))
-        self._write(self.journal, b'{"k":"d","e":' + data + b"}", "journal")
-        self._keep(event, data)
-        self._unsaved_ids.append(self.ids.add(event.event_id))
-        self._track(event.event_id, self.journal.start)
+    def keep_new(self, events: Sequence[tuple[Event, bytes]]) -> None:
+        """Journal the decisions in one write (all or none: a refused write keeps none),
+        then hold them."""
+        self.write_lines(self.journal, [b'{"k":"d","e":' + data + b"}" for _, data in events])
+        segment = self.journal.start
+        for event, data in events:
+            self._keep(event, data)
+            self._unsaved_ids.append(self.ids.add(event.event_id))
+            self._track(event.event_id, segment)
 
     def add_reward_now(self, event: Event, reward: ReceivedReward) -> Event:
         data = orjson.dumps(reward)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import orjson
 
-from nextbest.policy.errors import ResourceExhausted, Unavailable
+from nextbest.policy.errors import DecisionError, ResourceExhausted, Unavailable
 from nextbest.policy.events import Event, JoinStatus, ReceivedReward
+from nextbest.policy.ports import Kept, only
 from nextbest.policy.requests import RewardInput
 from nextbest.policy.reuse import retried, used_before
 from nextbest.store import codec
@@ -69,16 +70,35 @@ class MemoryStore:
         return event_id in self.ids
 
     async def add(self, event: Event, *, drawn: bool = False) -> Event:
-        if drawn:
-            self.add_now(event)
-            return event
-        held = self.find(event.event_id)
-        if held is not None:
-            return retried(held, event.policy, event.fingerprint)
-        if event.event_id in self.ids:
-            raise used_before(event.event_id)
-        self.add_now(event)
-        return event
+        return only(await self.add_many([(event, drawn)]))
+
+    async def add_many(self, events: Sequence[tuple[Event, bool]]) -> list[Kept]:
+        out: list[Kept] = []
+        new: dict[str, Event] = {}  # checked here, an id's first in `events`
+        kept: list[tuple[Event, bytes]] = []
+        room = self._max_pending_bytes - self._pending_size
+        for event, drawn in events:
+            try:
+                if not drawn:
+                    held = new.get(event.event_id) or self.find(event.event_id)
+                    if held is not None:
+                        out.append(retried(held, event.policy, event.fingerprint))
+                        continue
+                    if event.event_id in self.ids:
+                        raise used_before(event.event_id)
+                data = codec.encode(event)
+                if len(data) > room:
+                    raise self._full()
+            except DecisionError as exc:
+                out.append(exc)
+                continue
+            room -= len(data)
+            new[event.event_id] = event
+            kept.append((event, data))
+            out.append(event)
+        if kept:
+            self.keep_new(kept)
+        return out
 
     async def add_reward(
         self, event: Event, reward: ReceivedReward, *, settle_as: Event | None = None
@@ -114,10 +134,16 @@ class MemoryStore:
         return None if data is None else _decode(data, self._closed_rewards.get(event_id))
 
     def add_now(self, event: Event) -> None:
+        """Keep a new pending event, unchecked but for the pending bound."""
         data = codec.encode(event)
         self._make_room(len(data))
-        self._keep(event, data)
-        self.ids.add(event.event_id)
+        self.keep_new([(event, data)])
+
+    def keep_new(self, events: Sequence[tuple[Event, bytes]]) -> None:
+        """Hold new pending events, each encoded, checked already (id and bound)."""
+        for event, data in events:
+            self._keep(event, data)
+            self.ids.add(event.event_id)
 
     def add_reward_now(self, event: Event, reward: ReceivedReward) -> Event:
         self._append_reward(event, orjson.dumps(reward))
@@ -154,10 +180,13 @@ class MemoryStore:
     def _make_room(self, size: int) -> None:
         """Refuse a new pending event of `size` bytes past the pending bound."""
         if self._pending_size + size > self._max_pending_bytes:
-            raise ResourceExhausted(
-                f"pending events hold {self._pending_size} bytes, the bound max_pending_bytes "
-                f"({self._max_pending_bytes}) is reached: retry when joins have closed"
-            )
+            raise self._full()
+
+    def _full(self) -> ResourceExhausted:
+        return ResourceExhausted(
+            f"pending events hold {self._pending_size} bytes, the bound max_pending_bytes "
+            f"({self._max_pending_bytes}) is reached: retry when joins have closed"
+        )
 
     def hold(self, events: Iterable[Event]) -> None:
         """Hold events as they were (pending or settled, by their status), without the

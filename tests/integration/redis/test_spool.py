@@ -252,3 +252,35 @@ def test_damaged_spool_records_are_skipped_and_the_rest_replayed(
                 assert await b.redis.get(event.event_id) is not None
 
     asyncio.run(main())
+
+
+def test_a_batch_decided_while_redis_is_down_is_spooled_and_replayed(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async def main() -> None:
+        async with replica(redis_server.url, tmp_path / "spool") as a:
+            await a.engine.decide(decide(a.engine))  # connected, scripts loaded
+            redis_server.stop()
+            outcomes = await a.engine.decide_many(
+                [
+                    decide(a.engine, event_id="b1"),
+                    decide(a.engine, event_id="b1"),  # a retry in the batch: the same
+                    decide(a.engine, event_id="b1", amount=70.0),  # another: refused
+                    decide(a.engine),
+                ]
+            )
+            first, retry, other, drawn = outcomes
+            assert isinstance(first, Event)
+            assert retry == first
+            assert isinstance(other, DecisionError)
+            assert isinstance(drawn, Event)
+            assert a.watcher.spooled_kinds == ["decision", "decision"]
+            redis_server.start()
+            async with replaying(a):
+                await until(lambda: a.spool.records == 0)
+            for event in (first, drawn):
+                held = await a.redis.get(event.event_id)
+                assert held is not None
+                assert (held.action_id, held.pmf) == (event.action_id, event.pmf)
+
+    asyncio.run(main())

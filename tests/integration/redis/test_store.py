@@ -608,6 +608,48 @@ def test_add_and_add_reward_take_one_round_trip_each(redis_server: RedisServer) 
     asyncio.run(body())
 
 
+def batch(*items: dict[str, Any]) -> list[DecideInput]:
+    return [
+        DecideInput(**{"policy": POLICY, "intent": "billing_dispute", "context": OK_REFUND, **kw})
+        for kw in items
+    ]
+
+
+def test_a_batch_of_decisions_takes_one_round_trip_and_checks_ids_in_order(
+    redis_server: RedisServer,
+) -> None:
+    """DecideBatch's chunk: every ADD script in one pipeline, run in order, so an id twice
+    is checked against its first as if the Decides came one after the other."""
+
+    async def body() -> None:
+        config = config_with(SUM)
+        client, writes = counting_client(redis_server.url)
+        store = RedisEventStore(client, lambda: config.policies)
+        engine = Engine(config, store, NullListener(), Clock(), learns=False)
+        try:
+            await decide(engine, event_id="warm")  # connects, loads the scripts
+            mark = len(writes)
+            outcomes = await engine.decide_many(
+                batch({}, {"event_id": "x"}, {"event_id": "x"}, {"event_id": "x", "intent": "o"})
+            )
+            assert len(writes) - mark == 1
+            fresh, first, retry, other = outcomes
+            assert isinstance(fresh, Event)
+            assert isinstance(first, Event)
+            assert retry == first
+            assert isinstance(other, AlreadyExists)
+            assert await client.zcard(keys.due(POLICY)) == 3  # warm, fresh, x
+            mark = len(writes)
+            [again] = await engine.decide_many(batch({"event_id": "x"}))
+            assert again == first
+            assert len(writes) - mark == 1
+        finally:
+            engine.shutdown()
+            await store.close_client()
+
+    asyncio.run(body())
+
+
 def test_stream_entries_carry_the_event_and_its_id(redis_server: RedisServer) -> None:
     async def body() -> None:
         clock = Clock()
@@ -730,6 +772,17 @@ def test_a_decide_checks_its_id_on_a_cluster_and_survives_forgotten_scripts(
             again = await decide(a.engine, event_id="e2")
             assert (again.action_id, again.decided_at) == (fresh.action_id, fresh.decided_at)
             assert await a.client.zcard(keys.due(POLICY)) == 1
+            outcomes = await a.engine.decide_many(  # a batch: one event at a time here
+                batch({"event_id": "e3"}, {"event_id": split}, {"event_id": "e3"}, {})
+            )
+            assert [type(o).__name__ for o in outcomes] == [
+                "Event",
+                "AlreadyExists",
+                "Event",
+                "Event",
+            ]
+            assert outcomes[2] == outcomes[0]
+            assert await a.client.zcard(keys.due(POLICY)) == 3
 
     asyncio.run(body())
 

@@ -38,8 +38,8 @@ def test_only_catalog_ids_become_action_labels() -> None:
     catalog = {"ask_details", "offer_refund", "transfer_billing", "escalate_human"}
     telemetry = Telemetry(metrics, lambda policy: catalog)
     inline, from_catalog = decided_events()
-    telemetry.decided(inline)
-    telemetry.decided(from_catalog)
+    telemetry.decided([inline])
+    telemetry.decided([from_catalog])
     actions = {
         s.labels["action"]
         for family in metrics.registry.collect()

@@ -38,7 +38,7 @@ import contextlib
 import dataclasses
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,7 @@ import orjson
 from nextbest.observability.logging import get_logger
 from nextbest.policy.errors import DecisionError, Unavailable
 from nextbest.policy.events import Event, ReceivedReward, RewardStatus
+from nextbest.policy.ports import Kept, only
 from nextbest.policy.requests import RewardInput
 from nextbest.policy.reuse import retried
 from nextbest.store import codec
@@ -186,14 +187,44 @@ class SpoolingStore:
         return await self._reaching(self.inner.used(event_id))
 
     async def add(self, event: Event, *, drawn: bool = False) -> Event:
-        held = self._events.get(event.event_id)
-        if held is not None:  # spooled here: a retry, or an identical Decide racing
-            return retried(held.current(), event.policy, event.fingerprint)
-        if not self.offline:
+        return only(await self.add_many([(event, drawn)]))
+
+    async def add_many(self, events: Sequence[tuple[Event, bool]]) -> list[Kept]:
+        """In Redis when it is reachable; the events spooled when it is not (kept by Redis
+        or not: a replay finds those it kept "same")."""
+        out: list[Kept | None] = []
+        ask: list[tuple[Event, bool]] = []
+        for event, drawn in events:
+            held = self._events.get(event.event_id)
+            if held is None:
+                ask.append((event, drawn))
+                out.append(None)
+                continue
+            try:  # spooled here: a retry, or an identical Decide racing
+                out.append(retried(held.current(), event.policy, event.fingerprint))
+            except DecisionError as exc:
+                out.append(exc)
+        answers: list[Kept | None] = [None] * len(ask)
+        if ask and not self.offline:
             try:
-                return await self.inner.add(event, drawn=drawn)
+                answers = list(await self.inner.add_many(ask))
             except Unavailable:
-                self._went_offline()  # kept by Redis or not: a replay finds it "same"
+                self._went_offline()
+        if any(isinstance(a, Unavailable) for a in answers):
+            self._went_offline()  # a Cluster failed part-way: the rest is spooled
+        filled = iter(
+            self._spooled(event) if answer is None or isinstance(answer, Unavailable) else answer
+            for (event, _), answer in zip(ask, answers, strict=True)
+        )
+        return [next(filled) if kept is None else kept for kept in out]
+
+    def _spooled(self, event: Event) -> Kept:
+        held = self._events.get(event.event_id)
+        if held is not None:  # the same id earlier in this batch
+            try:
+                return retried(held.current(), event.policy, event.fingerprint)
+            except DecisionError as exc:
+                return exc
         self._append({"k": "e", "e": codec.as_dict(event)})
         self._events[event.event_id] = _Spooled(dataclasses.replace(event, rewards=[]))
         self.watcher.spooled("decision")

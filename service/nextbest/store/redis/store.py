@@ -60,12 +60,14 @@ from redis.exceptions import (
 
 from nextbest.policy.errors import (
     AlreadyExists,
+    DecisionError,
     NotFound,
     ResourceExhausted,
     Unavailable,
 )
 from nextbest.policy.events import Event, JoinStatus, ReceivedReward, RewardStatus
 from nextbest.policy.features import labelled
+from nextbest.policy.ports import Kept, only
 from nextbest.policy.requests import RewardInput
 from nextbest.policy.reuse import taken, used_before
 from nextbest.store import codec, dsjson
@@ -269,27 +271,82 @@ class RedisEventStore:
         Decide kept under its id (a retry, or a race on another replica). AlreadyExists
         when another request holds the id, or held it (its tombstone). The script checks
         every id, `drawn` or not: the check costs no round trip here."""
-        data = codec.encode(event)
-        if len(data) > MAX_EVENT_BYTES:
-            raise ResourceExhausted(
-                f"event {event.event_id!r} takes {len(data)} bytes, at most "
-                f"{MAX_EVENT_BYTES} are kept in Redis: send less context or fewer actions"
+        return only(await self.add_many([(event, drawn)]))
+
+    async def add_many(self, events: Sequence[tuple[Event, bool]]) -> list[Kept]:
+        """`add` for each event; on a single Redis, all their scripts in one round trip
+        (run in order, so an id twice is checked against its first). On a Cluster one
+        event at a time: when Redis fails, that event and the rest are Unavailable, the
+        outcomes before it stand."""
+        out: list[Kept] = []
+        sent: list[tuple[int, Event, bytes, tuple[Any, ...]]] = []
+        for event, _ in events:
+            data = codec.encode(event)
+            if len(data) > MAX_EVENT_BYTES:
+                out.append(
+                    ResourceExhausted(
+                        f"event {event.event_id!r} takes {len(data)} bytes, at most "
+                        f"{MAX_EVENT_BYTES} are kept in Redis: send less context or fewer "
+                        "actions"
+                    )
+                )
+                continue
+            ttl = _ms(event.deadline - event.decided_at + self._grace)
+            args = (event.policy, event.fingerprint, data, repr(event.deadline))
+            sent.append((len(out), event, data, (*args, _flag(event.activated), ttl)))
+            out.append(event)
+        answers = await (self._adds_on_cluster(sent) if self._cluster else self._adds(sent))
+        for (i, event, data, _), answer in zip(sent, answers, strict=True):
+            try:
+                kept = answer if isinstance(answer, DecisionError) else _as_kept(event, answer)
+            except DecisionError as exc:
+                kept = exc
+            out[i] = kept
+            if kept is event:  # decided here: a Reward on this replica reads nothing first
+                flag = _flag(event.activated).encode()
+                self._recent.keep(event.event_id, Fields(data, None, flag))
+        return out
+
+    async def _adds(self, sent: Sequence[tuple[int, Event, bytes, tuple[Any, ...]]]) -> list[Any]:
+        """The ADD scripts on a single Redis, in one round trip: each checks its id, keeps
+        its event and its due entry."""
+        commands = [
+            (
+                "EVALSHA",
+                self._sha[scripts.ADD],
+                3,
+                keys.event(event.event_id),
+                keys.tombstone(event.event_id),
+                keys.due(event.policy),
+                *args,
+                event.event_id,
             )
-        key, tomb = keys.event(event.event_id), keys.tombstone(event.event_id)
-        ttl = _ms(event.deadline - event.decided_at + self._grace)
-        deadline = repr(event.deadline)
-        args = (event.policy, event.fingerprint, data, deadline, _flag(event.activated), ttl)
+            for _, event, _, args in sent
+        ]
+        if not commands:
+            return []
         with _reaching_redis():
-            if self._cluster:
-                answer = await self._add_on_cluster(event, key, tomb, args)
-            else:  # one script: the event, its due entry, the tombstone check
-                due = keys.due(event.policy)
-                script = (self._sha[scripts.ADD], 3, key, tomb, due, *args, event.event_id)
-                [answer] = await self._batch([("EVALSHA", *script)])
-        kept = _as_kept(event, answer)
-        if kept is event:  # decided here: a Reward on this replica reads nothing first
-            self._recent.keep(event.event_id, Fields(data, None, _flag(event.activated).encode()))
-        return kept
+            answers = await self._batch(commands, raise_errors=False)
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer  # an error Redis answered: a bug, not a refusal
+        return answers
+
+    async def _adds_on_cluster(
+        self, sent: Sequence[tuple[int, Event, bytes, tuple[Any, ...]]]
+    ) -> list[Any]:
+        answers: list[Any] = []
+        for _, event, _, args in sent:
+            key, tomb = keys.event(event.event_id), keys.tombstone(event.event_id)
+            try:
+                with _reaching_redis():
+                    answers.append(await self._add_on_cluster(event, key, tomb, args))
+            except Unavailable as exc:
+                answers += [exc] * (len(sent) - len(answers))
+                break
+            except DecisionError as exc:
+                answers.append(exc)
+        return answers
 
     async def _add_on_cluster(
         self, event: Event, key: str, tomb: str, args: tuple[str | bytes | int, ...]
