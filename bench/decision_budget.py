@@ -9,10 +9,12 @@ Each part runs alone in a tight loop over `wire.py`'s 48 agent requests (and the
 its conversion, the checks and fingerprint, the candidates and the CEL rule, the VW lines
 and scoring, exploration and the Event, the journal record (encode + write, fsync
 `interval`), the metrics and the info log line into /dev/null, the response's conversion and
-serialization. Hot loops are the best case: inside a serving process each part costs about
-twice as much (see bench/README.md, `handler_cost.py`). So when the sum of the parts that no
-design can drop exceeds the budget here, the target is out of reach for this code in CPython,
-whatever is reorganised around them. It reports and never gates.
+serialization; then the whole path of a unary Decide, and of a DecideBatch of the 48 (per
+decision: one `Engine.decide_many`, one journal write, one log flush). Hot loops are the
+best case: inside a serving process each part costs about twice as much (see
+bench/README.md, `handler_cost.py`). So when the sum of the parts that no design can drop
+exceeds the budget here, the target is out of reach for this code in CPython, whatever is
+reorganised around them. It reports and never gates.
 """
 
 from __future__ import annotations
@@ -111,6 +113,17 @@ def _kind_parts(
         x = convert.decide_input(pb.DecideRequest.FromString(wire[i % 48]))
         return bytes(convert.decide_response(run_now(engine.decide(x))).SerializeToString())
 
+    batch_wire = pb.DecideBatchRequest(requests=reqs).SerializeToString()
+
+    def batch(i: int) -> bytes:
+        """DecideBatch's path for 48 requests: parse, convert, `decide_many`, fill, serialize."""
+        items = pb.DecideBatchRequest.FromString(batch_wire).requests
+        outcomes = run_now(engine.decide_many([convert.decide_input(x) for x in items]))
+        out = pb.DecideBatchResponse()
+        for outcome in outcomes:
+            convert.fill_decision(out.results.add().decision, outcome)
+        return bytes(out.SerializeToString())
+
     return {
         "parse request": timed(lambda i: pb.DecideRequest.FromString(wire[i % 48]), n),
         "decide_input": timed(lambda i: convert.decide_input(reqs[i % 48]), n),
@@ -129,6 +142,7 @@ def _kind_parts(
             lambda i: convert.decide_response(events[i % 48]).SerializeToString(), n
         ),
         "whole servicer path": timed(whole, n),
+        "DecideBatch path, per decision (48 per call)": timed(batch, max(n // 48, 20)) / 48,
     }
 
 

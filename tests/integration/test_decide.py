@@ -153,6 +153,36 @@ def test_an_event_id_twice_in_a_batch_is_one_decision(server: RunningServer) -> 
     assert server.stub.Decide(one) == first.decision
 
 
+def test_concurrent_decides_decided_together_each_get_their_own_answer(
+    server: RunningServer,
+) -> None:
+    """Unary Decides that come concurrently are decided in one step (`api.coalesce`); each
+    call still gets its own decision or its own error."""
+    decisions = server.server.decisions
+    assert decisions is not None
+    decisions.coalescer.waiting = True  # as after a probe found concurrent calls
+    decisions.coalescer.wait = 0.05
+    calls = [
+        pb.DecideRequest(
+            policy=POLICY, intent="login_problem", context=OLD_ACCOUNT, event_id=f"c{i}"
+        )
+        for i in range(12)
+    ]
+    calls[5] = pb.DecideRequest(policy=POLICY, intent="", context=OLD_ACCOUNT)
+    futures = [server.stub.Decide.future(c) for c in calls]
+    for i, future in enumerate(futures):
+        if i == 5:
+            with pytest.raises(grpc.RpcError) as err:
+                future.result(timeout=30)
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert field_violations(err.value) == ["intent"]
+            continue
+        answer = future.result(timeout=30)
+        assert answer.event_id == f"c{i}"
+        assert server.stub.Decide(calls[i]) == answer  # a retry: what was kept
+    assert decisions.coalescer.waited >= 1
+
+
 def test_oversized_batch_is_refused(server: RunningServer) -> None:
     one = pb.DecideRequest(policy=POLICY, intent="x")
     with pytest.raises(grpc.RpcError) as err:

@@ -43,6 +43,7 @@ GROUPS: list[dict[str, tuple[str | None, Any]]] = [
         "workers": ("2", 2),
         "worker": ("1", 1),
         "join_tick": ("0.5", 0.5),
+        "coalesce_wait": ("0.002", 0.002),
         "retain_closed": ("7", 7),
         "max_closed_bytes": ("1000", 1000),
         "max_pending_bytes": ("2000", 2000),

@@ -15,6 +15,7 @@ import grpc
 
 from nextbest.api import convert
 from nextbest.api.boundary import INTERNAL_MESSAGE, log_bug
+from nextbest.api.coalesce import Coalescer
 from nextbest.api.errors import bounded, code_of
 from nextbest.observability.logging import get_logger
 from nextbest.observability.metrics import Metrics
@@ -30,17 +31,24 @@ Context = Any  # grpc.aio.ServicerContext, whose stubs are generic in ways that 
 
 class DecisionServicer(rpc.DecisionServiceServicer):
     def __init__(
-        self, engine: Engine, metrics: Metrics, commit: Callable[[], Awaitable[None]]
+        self,
+        engine: Engine,
+        metrics: Metrics,
+        commit: Callable[[], Awaitable[None]],
+        coalesce_wait: float = 0.0,
     ) -> None:
-        """`commit` returns once what the engine stored is durable (fsync=always)."""
+        """`commit` returns once what the engine stored is durable (fsync=always);
+        `coalesce_wait`: seconds a unary Decide may wait for concurrent ones to be decided
+        with (`api.coalesce`; 0: never)."""
         self.engine = engine
         self.metrics = metrics
         self.commit = commit
         self.log = get_logger("nextbest.api")
+        self.coalescer = Coalescer(engine, coalesce_wait)
 
     async def Decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
         started = time.perf_counter()
-        event = await self.engine.decide(convert.decide_input(request))
+        event = await self.coalescer.decide(convert.decide_input(request))
         response = convert.decide_response(event)
         await self.commit()
         m = self.metrics

@@ -82,6 +82,7 @@ class Server:
         self.http_port = 0  # the Personalizer-compatible REST API (--http-address), if on
         self._personalizer: PersonalizerHttp | None = None
         self._grpc: grpc.aio.Server | None = None
+        self.decisions: DecisionServicer | None = None  # None where this process decides nothing
         self._http: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._health = health.aio.HealthServicer()
@@ -153,8 +154,11 @@ class Server:
             options.append(("grpc.so_reuseport", 1))
         server = grpc.aio.server(options=options)
         if self.redis is None or self.redis.serves:
+            self.decisions = DecisionServicer(
+                self.engine, self.metrics, self._commit, self.settings.coalesce_wait
+            )
             add_decision_service(
-                DecisionServicer(self.engine, self.metrics, self._commit),
+                self.decisions,
                 server,
                 self.metrics,
                 authorize=self.authorize,
