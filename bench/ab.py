@@ -141,7 +141,7 @@ def table(servers: Sequence[Served]) -> TableData:
     base = servers[0].found[FIGURES[0][0]]
     for s in servers[1:]:
         ratio = statistics.median(s.found[FIGURES[0][0]]) / statistics.median(base)
-        row = [f"CPU per Decide, {s.name} ÷ {servers[0].name}", f"{1 / ratio:.2f}×"]
+        row = [f"CPU per Decide, {s.name} ÷ {servers[0].name}", f"{ratio:.2f}×"]
         data.rows.append(row + [""] * (len(servers) - 1))
     return data
 
