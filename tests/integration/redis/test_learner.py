@@ -88,10 +88,11 @@ async def put(client: Client, events: list[Event], ready: bool = True) -> None:
 
 
 def logged_ids(data_dir: Path) -> list[str]:
-    """The event ids of the data dir's DSJSON decision log, in order."""
+    """The event ids of the data dir's DSJSON decision log, in order (whole lines only: the
+    learner may be writing the last one while this reads)."""
     ids = []
     for path in sorted((data_dir / "policies" / POLICY / "decisions").glob("*.dsjson")):
-        for line in path.read_bytes().splitlines():
+        for line in path.read_bytes().split(b"\n")[:-1]:
             if line.strip():
                 ids.append(orjson.loads(line)["EventId"])
     return ids
