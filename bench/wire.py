@@ -153,6 +153,8 @@ class CpuFigure:
     cpu_us_per_call: float
     cpu_us_per_decision: float
     calls_per_s: float
+    coalesced: float = math.nan  # share of the calls decided in a batch that waited
+    per_batch: float = math.nan  # calls per such batch
 
 
 async def cpu_per_call(
@@ -167,13 +169,20 @@ async def cpu_per_call(
     async with connect(server) as stub:
         call = make_call(stub)
         await _fixed(call, n_items, max(calls // 5, concurrency), concurrency)  # warm-up
+        was = server.stats().get("coalescer")
         before, t0 = server.cpu_seconds(), time.perf_counter()
         made = await _fixed(call, n_items, calls, concurrency)
         after, wall = server.cpu_seconds(), time.perf_counter() - t0
+        now = server.stats().get("coalescer")
     used = (after - before) if after is not None and before is not None else math.nan
-    return CpuFigure(
+    fig = CpuFigure(
         server.name, what, calls, made, used / calls * 1e6, used / made * 1e6, calls / wall
     )
+    if was and now and now["calls"] > was["calls"]:
+        coalesced, batches = now["coalesced"] - was["coalesced"], now["batches"] - was["batches"]
+        fig.coalesced = coalesced / (now["calls"] - was["calls"])
+        fig.per_batch = coalesced / batches if batches else math.nan
+    return fig
 
 
 @dataclass
@@ -449,8 +458,15 @@ def figures(results: dict[str, Any]) -> tuple[list[TableData], list[dict[str, An
             v = cpu_us(server, kind)
             if math.isnan(v):
                 continue
+            share = cpu_us(server, kind, "coalesced")
+            joined = (
+                ""
+                if math.isnan(share)
+                else f" [{share:.0%} of calls coalesced, "
+                f"{cpu_us(server, kind, 'per_batch'):.1f} per batch]"
+            )
             add(
-                f"{server} server CPU per Decide, {kind}",
+                f"{server} server CPU per Decide, {kind}{joined}",
                 f"{v:.0f} µs",
                 f"{fc:.0f} µs ({best_cpu})",
                 f"{v / fc:.2f}×",

@@ -215,11 +215,15 @@ async def _serve_nextbest(opts: ServeOptions, pipe: _Pipe, stream: BinaryIO | No
 
     def engine_state() -> dict[str, Any]:
         pending = nb.engine.pending_counts()
-        return {
+        state: dict[str, Any] = {
             "pending_events": sum(pending.values()),
             "pending": dict(pending),
             "learned": {name: m.learned for name, m in nb.engine.models().items()},
         }
+        if nb.decisions is not None:  # unary Decides decided together (api/coalesce.py)
+            c = nb.decisions.coalescer
+            state["coalescer"] = {"calls": c.calls, "coalesced": c.coalesced, "batches": c.waited}
+        return state
 
     pipe.state = engine_state
     pipe.listen(nb.port)

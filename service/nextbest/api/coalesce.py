@@ -47,10 +47,13 @@ class Coalescer:
         self._open: _Batch | None = None  # the batch that arriving calls join
         self._batches = 0
         self.waited = 0  # batches that waited so far
+        self.calls = 0  # calls so far
+        self.coalesced = 0  # calls decided in a batch that waited (the rest went alone)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def decide(self, req: DecideInput) -> Event:
         """`Engine.decide`, decided with the calls that come while it waits."""
+        self.calls += 1
         batch = self._open
         if batch is None:
             self._batches += 1
@@ -96,6 +99,7 @@ class Coalescer:
             timer.cancel()
         self._close(batch)
         self._gathered(len(calls))
+        self.coalesced += len(calls)
         try:
             outcomes: list[Event | Exception] = await self.engine.decide_many(
                 [req for req, _ in calls]

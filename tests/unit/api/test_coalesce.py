@@ -50,6 +50,7 @@ def test_concurrent_calls_are_decided_together_each_with_its_own_outcome() -> No
         reqs[4] = DecideInput("p", "billing_dispute", {"amount": float("inf")})
         out = await concurrently(c, reqs)
         assert told.batches == [4]  # one step for the four that could be decided
+        assert (c.calls, c.coalesced, c.waited) == (6, 6, 1)
         assert [type(o).__name__ for o in out] == [
             "Event",
             "Event",
@@ -85,6 +86,7 @@ def test_a_lone_caller_waits_only_to_probe_and_concurrency_turns_waiting_on() ->
         for _ in range(2 * PROBE_EVERY):
             await c.decide(request())
         assert c.waited == 2  # two probes, each found no other call
+        assert (c.calls, c.coalesced) == (2 * PROBE_EVERY, 2)
         assert not c.waiting
         assert told.batches == [1] * (2 * PROBE_EVERY)
         for _ in range(PROBE_EVERY - 1 - (2 * PROBE_EVERY) % PROBE_EVERY):
