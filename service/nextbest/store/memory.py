@@ -133,12 +133,6 @@ class MemoryStore:
         data = self._closed.get(event_id)
         return None if data is None else _decode(data, self._closed_rewards.get(event_id))
 
-    def add_now(self, event: Event) -> None:
-        """Keep a new pending event, unchecked but for the pending bound."""
-        data = codec.encode(event)
-        self._make_room(len(data))
-        self.keep_new([(event, data)])
-
     def keep_new(self, events: Sequence[tuple[Event, bytes]]) -> None:
         """Hold new pending events, each encoded, checked already (id and bound)."""
         for event, data in events:
@@ -176,11 +170,6 @@ class MemoryStore:
         return self._closed_size
 
     # -- for subclasses and recovery -------------------------------------------------------
-
-    def _make_room(self, size: int) -> None:
-        """Refuse a new pending event of `size` bytes past the pending bound."""
-        if self._pending_size + size > self._max_pending_bytes:
-            raise self._full()
 
     def _full(self) -> ResourceExhausted:
         return ResourceExhausted(

@@ -11,6 +11,7 @@ from nextbest.policy.config import Config
 from nextbest.policy.events import JoinStatus, ReceivedReward, RewardStatus
 from nextbest.policy.ports import run_now
 from nextbest.policy.requests import DecideInput
+from nextbest.store import codec
 from nextbest.store.ids import IdIndex
 from nextbest.store.memory import MemoryStore
 from tests.conftest import make_config, support_policy
@@ -114,7 +115,7 @@ def test_recovery_closes_a_record_only_by_its_own_close(tmp_path: Path) -> None:
     second = run_now(engine.decide(DecideInput("b", "x", event_id="other")))
     second.event_id = "reuse-0"  # as an engine without the used() check stored it
     second.decided_at = first.decided_at + 7200
-    store.add_now(second)
+    store.keep_new([(second, codec.encode(second))])  # unchecked, as such an engine kept it
     reward = ReceivedReward("r1", 1.0, {}, RewardStatus.ACCEPTED, clock.now)
     store.add_reward_now(second, reward)
 
